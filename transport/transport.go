@@ -61,3 +61,18 @@ var (
 // AgentVerifier checks an agent's name and key when it connects. It is
 // implemented by the control plane and injected into tunnel servers.
 type AgentVerifier func(ctx context.Context, name, key string) error
+
+// ErrStreamRefused reports that the agent declined to open a stream (it does
+// not serve the connection, or is too busy). The wrapping error has the
+// agent's reason.
+var ErrStreamRefused = errors.New("stream refused by agent")
+
+// StreamFilter runs on the agent for each stream the gateway asks for, before
+// the stream opens. A non-nil error refuses the stream: the gateway's
+// OpenStream then fails with an error wrapping ErrStreamRefused and the
+// filter's message. It must be fast and must not block.
+type StreamFilter func(h Header) error
+
+// MaxFrameData is the most data one tunnel frame carries. Writes are split
+// into frames of at most this size, so no message-size cap limits a session.
+const MaxFrameData = 1 << 20

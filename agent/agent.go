@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/sluice-gw/sluice/protocols"
+	"github.com/sluice-gw/sluice/transport"
+)
+
+// DialFunc opens one tunnel to the gateway.
+type DialFunc func(ctx context.Context) (transport.Tunnel, error)
+
+// Config configures an agent.
+type Config struct {
+	Name      string              // for logs
+	Dial      DialFunc            // e.g. a grpc tunnel dialer for the agent's DSN
+	Protocols protocols.Upstreams // the protocols this agent serves
+	Logger    *slog.Logger
+	// MinBackoff and MaxBackoff bound the redial delay (jittered, doubling).
+	MinBackoff, MaxBackoff time.Duration
+	// OnTunnel, if set, is told each time a tunnel is up (tests, metrics).
+	OnTunnel func(transport.Tunnel)
+}
+
+// Agent runs tunnels and the sessions on them.
+type Agent struct {
+	cfg Config
+	wg  sync.WaitGroup
+}
+
+// New validates cfg and returns an agent.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Dial == nil || len(cfg.Protocols) == 0 {
+		return nil, errors.New("agent: Dial and Protocols are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 250 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = 15 * time.Second
+	}
+	return &Agent{cfg: cfg}, nil
+}
+
+// Run keeps a tunnel up until ctx ends, then waits for its sessions.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.wg.Wait()
+	backoff := a.cfg.MinBackoff
+	for ctx.Err() == nil {
+		t, err := a.cfg.Dial(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			wait := jitter(backoff)
+			a.cfg.Logger.Warn("tunnel dial failed", "agent", a.cfg.Name, "error", err, "retry_in", wait.Round(time.Millisecond))
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+			backoff = min(backoff*2, a.cfg.MaxBackoff)
+			continue
+		}
+		backoff = a.cfg.MinBackoff
+		a.cfg.Logger.Info("tunnel up", "agent", a.cfg.Name)
+		if a.cfg.OnTunnel != nil {
+			a.cfg.OnTunnel(t)
+		}
+		err = a.serve(ctx, t)
+		t.Close()
+		if ctx.Err() == nil {
+			a.cfg.Logger.Warn("tunnel down", "agent", a.cfg.Name, "error", err)
+			select { // never spin on a gateway that accepts and drops at once
+			case <-time.After(jitter(a.cfg.MinBackoff)):
+			case <-ctx.Done():
+			}
+		}
+	}
+	return nil
+}
+
+// serve accepts streams on t until it fails.
+func (a *Agent) serve(ctx context.Context, t transport.Tunnel) error {
+	for {
+		s, h, err := t.AcceptStream(ctx)
+		if err != nil {
+			return err
+		}
+		p, ok := a.cfg.Protocols[h.Protocol]
+		if !ok {
+			a.cfg.Logger.Warn("stream for unknown protocol", "protocol", h.Protocol, "session", h.SessionID)
+			s.Close()
+			continue
+		}
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			p.ServeStream(ctx, s, h)
+		}()
+	}
+}
+
+// jitter spreads d over [d/2, d) so agents don't redial in lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}

@@ -1,0 +1,54 @@
+package postgres
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Config is shared by the gateway and agent sides.
+type Config struct {
+	// MaxMessage caps one message's length word, in both directions. Messages
+	// nobody inspects stream through in pieces, so the cap costs no memory.
+	MaxMessage int
+	// StartupTimeout bounds the time from accept to an authenticated,
+	// dispatched session (slowloris guard).
+	StartupTimeout time.Duration
+	// ConnectTimeout bounds the agent's upstream dial and login.
+	ConnectTimeout time.Duration
+	// BufferSize is the relay buffer per direction.
+	BufferSize int
+	// TLS, when set, answers SSLRequest with TLS (gateway side).
+	TLS *tls.Config
+	// AllowPlaintextPassword lets clients send their token without TLS; set
+	// only for loopback listeners.
+	AllowPlaintextPassword bool
+	Logger                 *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented in the README.
+func DefaultConfig() Config {
+	return Config{
+		MaxMessage:     256 << 20,
+		StartupTimeout: 10 * time.Second,
+		ConnectTimeout: 15 * time.Second,
+		BufferSize:     64 << 10,
+		Logger:         slog.Default(),
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.MaxMessage < 1<<10:
+		return errors.New("postgres: MaxMessage must be at least 1 KiB")
+	case c.BufferSize < 4<<10:
+		return errors.New("postgres: BufferSize must be at least 4 KiB")
+	case c.StartupTimeout <= 0 || c.ConnectTimeout <= 0:
+		return errors.New("postgres: timeouts must be positive")
+	case c.Logger == nil:
+		return errors.New("postgres: Logger is required")
+	}
+	return nil
+}

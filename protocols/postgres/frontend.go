@@ -1,0 +1,437 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sluice-gw/sluice/engine"
+	"github.com/sluice-gw/sluice/protocols"
+	"github.com/sluice-gw/sluice/transport"
+)
+
+// Name is the protocol's name in headers, plans and connection types.
+const Name = "postgres"
+
+// Frontend is the gateway side: it accepts Postgres clients, authenticates
+// them with an access token, dispatches the session to the agent and relays.
+type Frontend struct {
+	cfg     Config
+	auth    engine.Authenticator
+	authz   engine.Authorizer
+	audit   engine.AuditSink
+	tunnels protocols.Dispatcher
+	now     func() time.Time
+
+	pool    engine.BufferPool
+	cancels cancelKeys
+	wg      sync.WaitGroup
+}
+
+var _ protocols.Frontend = (*Frontend)(nil)
+
+// NewFrontend wires a gateway-side Postgres protocol.
+func NewFrontend(cfg Config, auth engine.Authenticator, authz engine.Authorizer, audit engine.AuditSink, tunnels protocols.Dispatcher) (*Frontend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if audit == nil {
+		audit = engine.NopAudit{}
+	}
+	return &Frontend{cfg: cfg, auth: auth, authz: authz, audit: audit, tunnels: tunnels, now: time.Now}, nil
+}
+
+// Name implements protocols.Frontend.
+func (f *Frontend) Name() string { return Name }
+
+// Serve accepts clients on ln until ctx ends or ln fails, then waits for
+// running sessions to finish.
+func (f *Frontend) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer f.wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.ServeConn(ctx, c)
+		}()
+	}
+}
+
+// ServeConn implements protocols.Frontend.
+func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
+	sess := &engine.Session{
+		ID:         newSessionID(),
+		Protocol:   Name,
+		ClientAddr: c.RemoteAddr().String(),
+		Start:      f.now(),
+	}
+	log := f.cfg.Logger.With("session", sess.ID, "client", sess.ClientAddr)
+	conn, stream, backend, err := f.startup(ctx, c, sess, log)
+	if err != nil {
+		f.fail(conn, sess, err, log)
+		return
+	}
+	if stream == nil { // a CancelRequest or a client that left before logging in
+		conn.Close()
+		return
+	}
+	defer f.cancels.forget(backend)
+	f.audit.SessionStarted(sess.Record("running", nil, time.Time{}))
+	err = f.relay(ctx, conn, stream, sess)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		log.Info("session ended", "error", err)
+	}
+	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
+}
+
+// fail answers err natively (when the client is still there), closes the
+// connection and records the attempt.
+func (f *Frontend) fail(c net.Conn, sess *engine.Session, err error, log *slog.Logger) {
+	e := engine.AsError(err)
+	if e.Code != engine.CodeInternal || e.Err == nil || !isNetErr(e.Err) {
+		c.SetWriteDeadline(f.now().Add(5 * time.Second))
+		c.Write(appendError(nil, e, true))
+	}
+	c.Close()
+	outcome := "error"
+	switch e.Code {
+	case engine.CodeAuthFailed:
+		outcome = "auth_failed"
+	case engine.CodeDenied, engine.CodeUnknownConnection:
+		outcome = "denied"
+	}
+	log.Info("session refused", "code", sqlState(e.Code), "error", err)
+	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+// startup runs everything from accept to a ready upstream: TLS, the start-up
+// packet, the token, authorisation and dispatch. It returns the (maybe TLS)
+// client connection, the session stream and the cancel key given to the
+// client; a nil stream with a nil error means there is no session to run.
+func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session, log *slog.Logger) (net.Conn, transport.Stream, cancelKey, error) {
+	conn := c
+	conn.SetDeadline(f.now().Add(f.cfg.StartupTimeout))
+	buf := f.pool.Get(maxStartupBytes)
+	defer f.pool.Put(buf)
+
+	secure := false
+	var sp *startupPacket
+	for sp == nil {
+		p, err := readStartup(conn, buf)
+		if err != nil {
+			if errors.Is(err, errBadStartup) {
+				return conn, nil, cancelKey{}, engine.Errorf(engine.CodeProtocol, "invalid startup packet")
+			}
+			return conn, nil, cancelKey{}, &engine.Error{Code: engine.CodeInternal, Message: "reading startup packet", Err: err}
+		}
+		switch {
+		case p.code == codeSSLRequest && !secure && f.cfg.TLS != nil:
+			if _, err := conn.Write([]byte{'S'}); err != nil {
+				return conn, nil, cancelKey{}, &engine.Error{Message: "ssl answer", Err: err}
+			}
+			tc := tls.Server(conn, f.cfg.TLS)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				return conn, nil, cancelKey{}, &engine.Error{Message: "tls handshake", Err: err}
+			}
+			conn, secure = tc, true
+		case p.code == codeSSLRequest || p.code == codeGSSENCReq:
+			if _, err := conn.Write([]byte{'N'}); err != nil {
+				return conn, nil, cancelKey{}, &engine.Error{Message: "ssl answer", Err: err}
+			}
+		case p.code == codeCancel:
+			f.cancel(ctx, p, log)
+			return conn, nil, cancelKey{}, nil
+		default:
+			sp = p
+		}
+	}
+
+	user := sp.params["user"]
+	conn.SetDeadline(f.now().Add(f.cfg.StartupTimeout)) // a fresh budget after TLS
+	if user == "" {
+		return conn, nil, cancelKey{}, engine.Errorf(engine.CodeAuthFailed, "no user name specified in startup packet")
+	}
+	db := sp.params["database"]
+	if db == "" {
+		db = user
+	}
+	if r := sp.params["replication"]; r != "" && r != "false" && r != "off" && r != "no" && r != "0" {
+		return conn, nil, cancelKey{}, engine.Errorf(engine.CodeProtocol, "replication connections are not supported through Sluice")
+	}
+	sess.Identity.User = user
+
+	var out []byte
+	if sp.minor > 0 || hasProtocolOptions(sp.params) {
+		// We speak 3.0 and no _pq_ extensions (protocol §55.2.1).
+		nv := &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: protocolOptions(sp.params)}
+		out, _ = nv.Encode(out)
+	}
+	if !secure && !f.cfg.AllowPlaintextPassword {
+		return conn, nil, cancelKey{}, engine.Errorf(engine.CodeAuthFailed, "this gateway accepts tokens only over TLS; connect with sslmode=require")
+	}
+	out, _ = (&pgproto3.AuthenticationCleartextPassword{}).Encode(out)
+	if _, err := conn.Write(out); err != nil {
+		return conn, nil, cancelKey{}, &engine.Error{Message: "auth request", Err: err}
+	}
+	typ, body, err := readMessage(conn, buf, 4096)
+	if err != nil {
+		return conn, nil, cancelKey{}, &engine.Error{Code: engine.CodeInternal, Message: "reading password", Err: err}
+	}
+	if typ != 'p' {
+		return conn, nil, cancelKey{}, engine.Errorf(engine.CodeProtocol, "expected password message, got %q", typ)
+	}
+	token, _, ok := cstring(body)
+	if !ok {
+		return conn, nil, cancelKey{}, engine.Errorf(engine.CodeProtocol, "malformed password message")
+	}
+
+	id, err := f.auth.Authenticate(ctx, user, token)
+	if err != nil {
+		return conn, nil, cancelKey{}, err
+	}
+	sess.Identity = id
+	plan, err := f.authz.Authorize(ctx, id, db, Name)
+	if err != nil {
+		return conn, nil, cancelKey{}, err
+	}
+	sess.Plan = plan
+
+	hdr := transport.Header{
+		SessionID:  sess.ID,
+		Kind:       transport.KindSession,
+		Connection: plan.Connection,
+		Protocol:   Name,
+		Target:     plan.Target,
+		User:       id.User,
+		Params:     forwardedParams(sp.params),
+	}
+	dctx, cancel := context.WithTimeout(ctx, f.cfg.ConnectTimeout)
+	defer cancel()
+	stream, err := f.tunnels.Open(dctx, plan.Agent, hdr)
+	if err != nil {
+		if errors.Is(err, transport.ErrAgentOffline) {
+			return conn, nil, cancelKey{}, &engine.Error{Code: engine.CodeAgentOffline, Message: "agent " + plan.Agent + " is offline", Err: err}
+		}
+		return conn, nil, cancelKey{}, &engine.Error{Code: engine.CodeAgentOffline, Message: "agent " + plan.Agent + " is unreachable", Err: err}
+	}
+	// The stream has no deadlines: bound the upstream handshake by closing it.
+	timer := time.AfterFunc(f.cfg.ConnectTimeout, func() { stream.Close() })
+	key, ready, err := f.upstreamReady(stream, buf, sess, plan)
+	timer.Stop()
+	if err != nil {
+		stream.Close()
+		if errors.Is(err, errUpstreamRefused) {
+			// the agent's ErrorResponse is already in ready
+			conn.Write(ready)
+			conn.Close()
+			f.audit.SessionEnded(sess.Record("error", err, f.now()))
+			return conn, nil, cancelKey{}, nil
+		}
+		return conn, nil, cancelKey{}, err
+	}
+	if _, err := conn.Write(ready); err != nil {
+		stream.Close()
+		f.cancels.forget(key)
+		return conn, nil, cancelKey{}, &engine.Error{Message: "write ready", Err: err}
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, stream, key, nil
+}
+
+var errUpstreamRefused = errors.New("upstream refused the session")
+
+// upstreamReady reads the agent's report of the upstream login: the
+// ParameterStatus messages, BackendKeyData and ReadyForQuery on success, or
+// an ErrorResponse. It returns what to send the client, with the upstream's
+// backend key replaced by one of ours.
+func (f *Frontend) upstreamReady(stream transport.Stream, buf []byte, sess *engine.Session, plan *engine.Plan) (cancelKey, []byte, error) {
+	out, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
+	var key cancelKey
+	for {
+		typ, body, err := readMessage(stream, buf, len(buf))
+		if err != nil {
+			if key.pid != 0 {
+				f.cancels.forget(key)
+			}
+			if errors.Is(err, transport.ErrTunnelClosed) {
+				return key, nil, &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + plan.Agent + " disconnected", Err: err}
+			}
+			return key, nil, &engine.Error{Code: engine.CodeUpstream, Message: "no answer from agent " + plan.Agent + " for the upstream login", Err: err}
+		}
+		switch typ {
+		case 'K':
+			key = f.cancels.issue(cancelTarget{agent: plan.Agent, sessionID: sess.ID})
+			var b [8]byte
+			binary.BigEndian.PutUint32(b[:4], key.pid)
+			binary.BigEndian.PutUint32(b[4:], key.secret)
+			out = appendMessage(out, 'K', b[:])
+		case 'S', 'N':
+			out = appendMessage(out, typ, body)
+		case 'Z':
+			out = appendMessage(out, typ, body)
+			if key.pid == 0 {
+				return key, nil, engine.Errorf(engine.CodeProtocol, "agent sent no backend key")
+			}
+			return key, out, nil
+		case 'E':
+			return key, appendMessage(nil, typ, body), errUpstreamRefused
+		default:
+			return key, nil, engine.Errorf(engine.CodeProtocol, "unexpected message %q from agent during login", typ)
+		}
+	}
+}
+
+// relay runs the steady state until either side ends.
+func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.Stream, sess *engine.Session) error {
+	bufUp := f.pool.Get(f.cfg.BufferSize)
+	bufDown := f.pool.Get(f.cfg.BufferSize)
+	defer f.pool.Put(bufUp)
+	defer f.pool.Put(bufDown)
+	up := &pump{src: conn, dst: stream, buf: bufUp, max: f.cfg.MaxMessage, n: &sess.BytesIn}
+	down := &pump{src: stream, dst: conn, buf: bufDown, max: f.cfg.MaxMessage, n: &sess.BytesOut}
+
+	upDone := make(chan error, 1)
+	go func() { upDone <- up.run() }()
+	downDone := make(chan error, 1)
+	go func() { downDone <- down.run() }()
+	stop := context.AfterFunc(ctx, func() { stream.Close(); conn.Close() })
+	defer stop()
+
+	var upErr, downErr error
+	select {
+	case upErr = <-upDone:
+		// The client ended or misbehaved: stop the upstream, then tell the
+		// client why if it is still there and the stream is at a boundary.
+		stream.Close()
+		downErr = <-downDone
+		var tooBig *errMessageTooLarge
+		if errors.As(upErr, &tooBig) && !down.midMessage {
+			conn.SetWriteDeadline(f.now().Add(5 * time.Second))
+			conn.Write(appendError(nil, engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error()), true))
+		}
+		conn.Close()
+	case downErr = <-downDone:
+		var werr *writeError
+		if downErr != nil && !errors.As(downErr, &werr) && !down.midMessage {
+			e := &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + sess.Plan.Agent + " disconnected", Err: downErr}
+			var tooBig *errMessageTooLarge
+			if errors.As(downErr, &tooBig) {
+				e = engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error())
+			}
+			conn.SetWriteDeadline(f.now().Add(5 * time.Second))
+			conn.Write(appendError(nil, e, true))
+		}
+		conn.Close()
+		stream.Close()
+		upErr = <-upDone
+	}
+	if ctx.Err() != nil {
+		return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
+	}
+	if downErr != nil {
+		return downErr
+	}
+	var werr *writeError
+	if upErr != nil && !errors.As(upErr, &werr) && !isNetErr(upErr) {
+		return upErr
+	}
+	return nil
+}
+
+// cancel forwards a CancelRequest to the agent of the session it names.
+// The client gets no answer either way (protocol §55.2.8).
+func (f *Frontend) cancel(ctx context.Context, p *startupPacket, log *slog.Logger) {
+	if len(p.secret) != 4 {
+		return
+	}
+	t, ok := f.cancels.lookup(cancelKey{pid: p.pid, secret: binary.BigEndian.Uint32(p.secret)})
+	if !ok {
+		log.Info("cancel request for unknown key")
+		return
+	}
+	ctx, done := context.WithTimeout(ctx, 5*time.Second)
+	defer done()
+	s, err := f.tunnels.Open(ctx, t.agent, transport.Header{
+		SessionID: newSessionID(),
+		Kind:      transport.KindCancel,
+		Protocol:  Name,
+		Params:    map[string]string{"session": t.sessionID},
+	})
+	if err != nil {
+		log.Info("cancel request not delivered", "error", err)
+		return
+	}
+	defer s.Close()
+	timer := time.AfterFunc(5*time.Second, func() { s.Close() })
+	defer timer.Stop()
+	io.Copy(io.Discard, s) // the agent closes when the cancel was sent
+}
+
+// forwardedParams are the client's start-up parameters the agent passes on
+// to the upstream: everything but identity and protocol options.
+func forwardedParams(p map[string]string) map[string]string {
+	out := make(map[string]string, len(p))
+	for k, v := range p {
+		switch {
+		case k == "user" || k == "database" || k == "replication":
+		case len(k) > 4 && k[:4] == "_pq_":
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func hasProtocolOptions(p map[string]string) bool { return len(protocolOptions(p)) > 0 }
+
+func protocolOptions(p map[string]string) []string {
+	var o []string
+	for k := range p {
+		if len(k) > 4 && k[:4] == "_pq_" {
+			o = append(o, k)
+		}
+	}
+	sort.Strings(o)
+	return o
+}
+
+func newSessionID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return hex.EncodeToString(b[:])
+}
