@@ -1,6 +1,83 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
 
-// runGateway runs `sluice gateway`. (wired by the lead; placeholder)
-func runGateway(args []string) error { return errors.New("gateway: not wired yet") }
+	"github.com/sluice-gw/sluice/internal/server"
+)
+
+// envDefault returns $name, or def when it is unset or empty.
+func envDefault(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// newLogger builds the process logger; SLUICE_LOG_LEVEL picks the level.
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// runGateway runs `sluice gateway`: flags override the SLUICE_* environment.
+func runGateway(args []string) error {
+	cfg := server.DefaultGatewayConfig()
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.StringVar(&cfg.DataDir, "data-dir", envDefault("SLUICE_DATA_DIR", cfg.DataDir), "data directory: store, CA, admin.token (SLUICE_DATA_DIR)")
+	fs.StringVar(&cfg.APIAddr, "api-addr", envDefault("SLUICE_API_ADDR", cfg.APIAddr), "REST API listen address (SLUICE_API_ADDR)")
+	fs.StringVar(&cfg.TunnelAddr, "tunnel-addr", envDefault("SLUICE_TUNNEL_ADDR", cfg.TunnelAddr), "agent tunnel listen address (SLUICE_TUNNEL_ADDR)")
+	fs.StringVar(&cfg.PGAddr, "pg-addr", envDefault("SLUICE_PG_ADDR", cfg.PGAddr), "PostgreSQL listen address (SLUICE_PG_ADDR)")
+	fs.StringVar(&cfg.PublicTunnelAddr, "public-tunnel-addr", os.Getenv("SLUICE_PUBLIC_TUNNEL_ADDR"), "tunnel address agents dial, put in agent DSNs (SLUICE_PUBLIC_TUNNEL_ADDR; default: the listen address)")
+	fs.StringVar(&cfg.PublicPGAddr, "public-pg-addr", os.Getenv("SLUICE_PUBLIC_PG_ADDR"), "PostgreSQL address users dial (SLUICE_PUBLIC_PG_ADDR; default: the listen address)")
+	tlsHosts := fs.String("tls-hosts", os.Getenv("SLUICE_TLS_HOSTS"), "extra comma-separated names/IPs for the server certificate (SLUICE_TLS_HOSTS)")
+	plain := fs.Bool("tunnel-plaintext", os.Getenv("SLUICE_TUNNEL_PLAINTEXT") == "1", "serve the tunnel without TLS, loopback only (SLUICE_TUNNEL_PLAINTEXT=1)")
+	maxMsg := fs.Int("pg-max-message", envInt("SLUICE_PG_MAX_MESSAGE", cfg.Postgres.MaxMessage), "largest Postgres message in bytes (SLUICE_PG_MAX_MESSAGE)")
+	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (SLUICE_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return usagef("gateway: %v", err)
+	}
+	log, err := newLogger(*level)
+	if err != nil {
+		return err
+	}
+	if *tlsHosts != "" {
+		cfg.TLSHosts = strings.Split(*tlsHosts, ",")
+	}
+	cfg.TunnelPlaintext = *plain
+	cfg.Postgres.MaxMessage = *maxMsg
+	cfg.Logger = log
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	g, err := server.StartGateway(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-g.Err():
+		return err
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}

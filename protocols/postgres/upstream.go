@@ -55,7 +55,8 @@ func (u *Upstream) Name() string { return Name }
 
 // ServeStream implements protocols.Upstream.
 func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transport.Header) {
-	defer s.Close()
+	// CloseWrite first, so a final ErrorResponse is delivered, not aborted.
+	defer func() { s.CloseWrite(); s.Close() }()
 	log := u.cfg.Logger.With("session", h.SessionID, "connection", h.Connection, "user", h.User)
 	if h.Kind == transport.KindCancel {
 		u.cancel(ctx, h.Params["session"], log)
@@ -173,9 +174,14 @@ func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn) e
 			s.Write(appendError(nil, e, true))
 		}
 		s.CloseWrite()
-		s.Close()
 		up.Close()
-		<-upDone
+		// The gateway closes its side when it has read everything; bound the wait.
+		select {
+		case <-upDone:
+		case <-time.After(10 * time.Second):
+			s.Close()
+			<-upDone
+		}
 	}
 	if err != nil && isNetErr(err) {
 		return nil

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package scratchpg
+
+import "syscall"
+
+func setParentDeathSignal(*syscall.SysProcAttr) {}

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/sluice-gw/sluice/agent"
+	"github.com/sluice-gw/sluice/protocols"
+	"github.com/sluice-gw/sluice/protocols/postgres"
+	"github.com/sluice-gw/sluice/transport"
+	grpctun "github.com/sluice-gw/sluice/transport/grpc"
+)
+
+// AgentConfig is everything `sluice agent` needs.
+type AgentConfig struct {
+	DSN      string // SLUICE_KEY
+	Postgres postgres.Config
+	Logger   *slog.Logger
+	Version  string
+	OnTunnel func(transport.Tunnel)
+}
+
+// NewAgent parses the DSN and builds an agent ready to Run.
+func NewAgent(cfg AgentConfig) (*agent.Agent, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	dsn, err := transport.ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("SLUICE_KEY: %w", err)
+	}
+	cc, err := grpctun.ConfigFromDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("SLUICE_KEY: %w", err)
+	}
+	cc.Logger = log
+	cc.AgentVersion = cfg.Version
+	pgCfg := cfg.Postgres
+	if pgCfg.MaxMessage == 0 {
+		pgCfg = postgres.DefaultConfig()
+	}
+	pgCfg.Logger = log.With("protocol", "postgres")
+	pg, err := postgres.NewUpstream(pgCfg)
+	if err != nil {
+		return nil, err
+	}
+	ups, err := protocols.NewUpstreams(pg)
+	if err != nil {
+		return nil, err
+	}
+	return agent.New(agent.Config{
+		Name:      dsn.Name,
+		Dial:      func(ctx context.Context) (transport.Tunnel, error) { return grpctun.Dial(ctx, cc) },
+		Protocols: ups,
+		Logger:    log.With("agent", dsn.Name),
+		OnTunnel:  cfg.OnTunnel,
+	})
+}

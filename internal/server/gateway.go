@@ -1,0 +1,258 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sluice-gw/sluice/control/api"
+	"github.com/sluice-gw/sluice/control/audit"
+	"github.com/sluice-gw/sluice/control/auth"
+	"github.com/sluice-gw/sluice/control/pki"
+	"github.com/sluice-gw/sluice/control/store/sqlite"
+	"github.com/sluice-gw/sluice/protocols/postgres"
+	"github.com/sluice-gw/sluice/transport"
+	grpctun "github.com/sluice-gw/sluice/transport/grpc"
+)
+
+// GatewayConfig is everything `sluice gateway` needs. Addresses may use port
+// 0 (tests); the bound addresses are on the Gateway.
+type GatewayConfig struct {
+	DataDir    string // SLUICE_DATA_DIR
+	APIAddr    string // SLUICE_API_ADDR
+	TunnelAddr string // SLUICE_TUNNEL_ADDR
+	PGAddr     string // SLUICE_PG_ADDR
+	// PublicTunnelAddr is what agent DSNs name; default: the bound tunnel address.
+	PublicTunnelAddr string
+	// PublicPGAddr is what `sluice connect` dials; default: the bound address.
+	PublicPGAddr string
+	// TLSHosts are extra names/IPs for the server certificate.
+	TLSHosts []string
+	// TunnelPlaintext serves the tunnel without TLS (loopback only).
+	TunnelPlaintext bool
+	Postgres        postgres.Config
+	Logger          *slog.Logger
+}
+
+// DefaultGatewayConfig returns the documented defaults.
+func DefaultGatewayConfig() GatewayConfig {
+	return GatewayConfig{
+		DataDir:    ".sluice",
+		APIAddr:    "127.0.0.1:8009",
+		TunnelAddr: "127.0.0.1:8010",
+		PGAddr:     "127.0.0.1:15432",
+		Postgres:   postgres.DefaultConfig(),
+		Logger:     slog.Default(),
+	}
+}
+
+// Gateway is a running gateway process.
+type Gateway struct {
+	APIAddr, TunnelAddr, PGAddr string
+	DataDir                     string
+	Hub                         *transport.Hub
+	PKI                         *pki.PKI
+	Auth                        *auth.Service
+
+	cancel  context.CancelFunc
+	closers []func()
+	errc    chan error
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// StartGateway opens the store, bootstraps it, binds every listener and
+// serves in the background until ctx ends or Close is called.
+func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	g := &Gateway{DataDir: cfg.DataDir, Hub: transport.NewHub(), cancel: cancel, errc: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
+
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "sluice.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	g.closers = append(g.closers, func() { st.Close() })
+	g.Auth = auth.New(st, time.Now, log)
+	created, err := g.Auth.Bootstrap(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap: %w", err)
+	}
+	if created {
+		log.Info("created user admin", "token_file", filepath.Join(cfg.DataDir, "admin.token"))
+	}
+	sink := audit.New(st, audit.Options{Logger: log})
+	g.closers = append([]func(){func() { sink.Close() }}, g.closers...)
+
+	hosts := append([]string{}, cfg.TLSHosts...)
+	for _, a := range []string{cfg.PublicTunnelAddr, cfg.PublicPGAddr} {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	g.PKI, err = pki.LoadOrCreate(cfg.DataDir, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %w", err)
+	}
+
+	// Bind everything first so a port clash fails start-up, not later.
+	apiLn, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("api listener: %w", err)
+	}
+	g.closers = append(g.closers, func() { apiLn.Close() })
+	tunLn, err := net.Listen("tcp", cfg.TunnelAddr)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel listener: %w", err)
+	}
+	g.closers = append(g.closers, func() { tunLn.Close() })
+	pgLn, err := net.Listen("tcp", cfg.PGAddr)
+	if err != nil {
+		return nil, fmt.Errorf("postgres listener: %w", err)
+	}
+	g.closers = append(g.closers, func() { pgLn.Close() })
+	g.APIAddr, g.TunnelAddr, g.PGAddr = apiLn.Addr().String(), tunLn.Addr().String(), pgLn.Addr().String()
+	publicTunnel := cfg.PublicTunnelAddr
+	if publicTunnel == "" {
+		publicTunnel = g.TunnelAddr
+	}
+	publicPG := cfg.PublicPGAddr
+	if publicPG == "" {
+		publicPG = g.PGAddr
+	}
+
+	tunTLS := g.PKI.ServerTLSConfig()
+	if cfg.TunnelPlaintext {
+		if !isLoopbackAddr(g.TunnelAddr) {
+			return nil, errors.New("a plaintext tunnel is allowed on loopback only")
+		}
+		tunTLS = nil
+	}
+	tun, err := grpctun.NewServer(grpctun.ServerConfig{
+		Verifier: g.Auth.VerifyAgent,
+		OnTunnel: g.Hub.Register,
+		TLS:      tunTLS,
+		Logger:   log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tunnel server: %w", err)
+	}
+	g.closers = append(g.closers, tun.Close)
+
+	pgCfg := cfg.Postgres
+	if pgCfg.MaxMessage == 0 {
+		pgCfg = postgres.DefaultConfig()
+	}
+	pgCfg.Logger = log.With("protocol", "postgres")
+	pgCfg.TLS = g.PKI.ServerTLSConfig()
+	pgCfg.AllowPlaintextPassword = isLoopbackAddr(g.PGAddr)
+	front, err := postgres.NewFrontend(pgCfg, g.Auth, g.Auth, sink, g.Hub)
+	if err != nil {
+		return nil, err
+	}
+
+	apiSrv, err := api.New(api.Config{
+		Store:         st,
+		Clock:         time.Now,
+		TunnelAddr:    publicTunnel,
+		TunnelTLS:     !cfg.TunnelPlaintext,
+		CAFingerprint: g.PKI.CAFingerprint(),
+		CAPEM:         g.PKI.CAPEM(),
+		PGAddr:        publicPG,
+		Agents:        g.Hub,
+		Logger:        log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	httpSrv := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	g.closers = append(g.closers, func() {
+		sctx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		httpSrv.Shutdown(sctx)
+	})
+
+	g.goServe("api", func() error {
+		if err := httpSrv.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.goServe("tunnel", func() error { return tun.Serve(tunLn) })
+	g.goServe("postgres", func() error { return front.Serve(ctx, pgLn) })
+	log.Info("gateway started", "api", g.APIAddr, "tunnel", g.TunnelAddr, "postgres", g.PGAddr, "data_dir", cfg.DataDir)
+	return g, nil
+}
+
+func (g *Gateway) goServe(name string, serve func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := serve(); err != nil {
+			select {
+			case g.errc <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// Err delivers the first listener failure.
+func (g *Gateway) Err() <-chan error { return g.errc }
+
+// Close stops every listener, ends sessions and flushes the audit sink.
+func (g *Gateway) Close() {
+	g.once.Do(func() {
+		g.cancel()
+		for i := len(g.closers) - 1; i >= 0; i-- {
+			g.closers[i]()
+		}
+		g.wg.Wait()
+	})
+}
+
+// AdminToken reads the bootstrap admin token from the data dir.
+func (g *Gateway) AdminToken() (string, error) {
+	b, err := os.ReadFile(filepath.Join(g.DataDir, "admin.token"))
+	if err != nil {
+		return "", err
+	}
+	return string(trimSpace(b)), nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
