@@ -330,25 +330,35 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	stop := context.AfterFunc(ctx, func() { stream.Close(); conn.Close() })
 	defer stop()
 
-	var upErr, downErr error
+	// The side that ended first says how the session ended; the other side's
+	// error is only the echo of the close that followed.
 	select {
-	case upErr = <-upDone:
+	case err := <-upDone:
 		// The client ended or misbehaved: stop the upstream, then tell the
 		// client why if it is still there and the stream is at a boundary.
 		stream.Close()
-		downErr = <-downDone
+		<-downDone
 		var tooBig *errMessageTooLarge
-		if errors.As(upErr, &tooBig) && !down.midMessage {
+		if errors.As(err, &tooBig) && !down.midMessage {
 			conn.SetWriteDeadline(f.now().Add(5 * time.Second))
 			conn.Write(appendError(nil, engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error()), true))
 		}
 		conn.Close()
-	case downErr = <-downDone:
+		if ctx.Err() != nil {
+			return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
+		}
 		var werr *writeError
-		if downErr != nil && !errors.As(downErr, &werr) && !down.midMessage {
-			e := &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + sess.Plan.Agent + " disconnected", Err: downErr}
+		if err == nil || isNetErr(err) || errors.As(err, &werr) && isNetErr(werr.err) {
+			return nil // the client left; a stream write failing is reported by the other side
+		}
+		return err
+	case err := <-downDone:
+		var werr *writeError
+		clientGone := errors.As(err, &werr)
+		if err != nil && !clientGone && !down.midMessage {
+			e := &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + sess.Plan.Agent + " disconnected", Err: err}
 			var tooBig *errMessageTooLarge
-			if errors.As(downErr, &tooBig) {
+			if errors.As(err, &tooBig) {
 				e = engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error())
 			}
 			conn.SetWriteDeadline(f.now().Add(5 * time.Second))
@@ -356,19 +366,15 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 		}
 		conn.Close()
 		stream.Close()
-		upErr = <-upDone
+		<-upDone
+		if ctx.Err() != nil {
+			return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
+		}
+		if clientGone {
+			return nil
+		}
+		return err // nil: the agent ended the session (upstream closed it)
 	}
-	if ctx.Err() != nil {
-		return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
-	}
-	if downErr != nil {
-		return downErr
-	}
-	var werr *writeError
-	if upErr != nil && !errors.As(upErr, &werr) && !isNetErr(upErr) {
-		return upErr
-	}
-	return nil
 }
 
 // cancel forwards a CancelRequest to the agent of the session it names.
