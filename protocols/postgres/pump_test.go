@@ -108,6 +108,10 @@ func FuzzFraming(f *testing.F) {
 	f.Add(stream(appendMessage(nil, 'Q', []byte("select 1;\x00")), appendMessage(nil, 'X', nil)), uint64(1))
 	f.Add([]byte{'P', 0, 0, 0, 8, 0, 0, 0, 0, 'S', 0, 0, 0, 4}, uint64(2))
 	f.Add([]byte{'D', 0xff, 0xff, 0xff, 0xff}, uint64(3))
+	for _, c := range loadCaptures(f) {
+		f.Add(c.c2s, uint64(4))
+		f.Add(c.s2c, uint64(5))
+	}
 	f.Fuzz(func(t *testing.T, in []byte, seed uint64) {
 		var n atomic.Int64
 		out := &countingWriter{}

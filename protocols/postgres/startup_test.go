@@ -76,6 +76,11 @@ func FuzzStartup(f *testing.F) {
 	f.Add(startupBytes(codeGSSENCReq))
 	f.Add([]byte{0, 0, 0, 16, 4, 210, 22, 46, 0, 0, 4, 210, 1, 2, 3, 4})
 	f.Add(startupBytes(196610, "user", "u", "_pq_.x", "1"))
+	for _, c := range loadCaptures(f) {
+		for _, p := range c.startups {
+			f.Add(p)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		buf := make([]byte, maxStartupBytes)
 		p, err := readStartup(bytes.NewReader(b), buf)
