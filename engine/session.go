@@ -66,6 +66,7 @@ type Session struct {
 	Start      time.Time
 	Identity   Identity
 	Plan       *Plan
+	Requested  string // the connection the client asked for, before authorisation
 
 	BytesIn  atomic.Int64
 	BytesOut atomic.Int64
@@ -86,6 +87,8 @@ func (s *Session) Record(outcome string, err error, end time.Time) SessionRecord
 	}
 	if s.Plan != nil {
 		r.Connection = s.Plan.Connection
+	} else {
+		r.Connection = s.Requested
 	}
 	if err != nil {
 		r.Error = err.Error()

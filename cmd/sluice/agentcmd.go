@@ -9,14 +9,16 @@ import (
 	"syscall"
 
 	"github.com/sluice-gw/sluice/internal/server"
+	"github.com/sluice-gw/sluice/protocols/postgres"
 )
 
 // runAgent runs `sluice agent` with the key DSN from SLUICE_KEY.
 func runAgent(args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	maxMsg := fs.Int("pg-max-message", envInt("SLUICE_PG_MAX_MESSAGE", postgres.DefaultConfig().MaxMessage), "largest Postgres message in bytes (SLUICE_PG_MAX_MESSAGE)")
 	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (SLUICE_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
-		return usagef("agent: %v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	dsn := os.Getenv("SLUICE_KEY")
 	if dsn == "" {
@@ -26,7 +28,9 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	a, err := server.NewAgent(server.AgentConfig{DSN: dsn, Logger: log, Version: version})
+	cfg := server.AgentConfig{DSN: dsn, Logger: log, Version: version, Postgres: postgres.DefaultConfig()}
+	cfg.Postgres.MaxMessage = *maxMsg
+	a, err := server.NewAgent(cfg)
 	if err != nil {
 		return err
 	}

@@ -12,15 +12,15 @@ import (
 
 // runDemo runs `sluice demo` (what `make demo` starts).
 func runDemo(args []string) error {
-	cfg := server.DemoConfig{Gateway: server.DefaultGatewayConfig(), Out: os.Stdout}
+	cfg := server.DemoConfig{Gateway: server.DefaultGatewayConfig(), Out: os.Stdout, Binary: os.Args[0]}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.StringVar(&cfg.Gateway.APIAddr, "api-addr", envDefault("SLUICE_API_ADDR", cfg.Gateway.APIAddr), "REST API listen address")
 	fs.StringVar(&cfg.Gateway.TunnelAddr, "tunnel-addr", envDefault("SLUICE_TUNNEL_ADDR", cfg.Gateway.TunnelAddr), "agent tunnel listen address")
 	fs.StringVar(&cfg.Gateway.PGAddr, "pg-addr", envDefault("SLUICE_PG_ADDR", cfg.Gateway.PGAddr), "PostgreSQL listen address")
 	fs.BoolVar(&cfg.Check, "check", false, "run one query through the gateway and exit")
 	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "warn"), "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return usagef("demo: %v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	log, err := newLogger(*level)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -45,8 +46,8 @@ func runGateway(args []string) error {
 	plain := fs.Bool("tunnel-plaintext", os.Getenv("SLUICE_TUNNEL_PLAINTEXT") == "1", "serve the tunnel without TLS, loopback only (SLUICE_TUNNEL_PLAINTEXT=1)")
 	maxMsg := fs.Int("pg-max-message", envInt("SLUICE_PG_MAX_MESSAGE", cfg.Postgres.MaxMessage), "largest Postgres message in bytes (SLUICE_PG_MAX_MESSAGE)")
 	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (SLUICE_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
-		return usagef("gateway: %v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	log, err := newLogger(*level)
 	if err != nil {
@@ -80,4 +81,20 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// parseFlags parses a server command's flags: -h prints the flags and exits
+// 0, a bad flag is a usage error (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errFlagHelp
+		}
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
 }

@@ -24,6 +24,7 @@ type DemoConfig struct {
 	// waiting for ctx (used by tests and CI to prove the demo works).
 	Check  bool
 	Out    io.Writer // the instructions for the user
+	Binary string    // how the user runs sluice, for the printed commands (default "sluice")
 	Logger *slog.Logger
 }
 
@@ -141,6 +142,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	bin := cfg.Binary
+	if bin == "" {
+		bin = "sluice"
+	}
 	host, port, _ := net.SplitHostPort(g.PGAddr)
 	conninfo := fmt.Sprintf("host=%s port=%s user=demo dbname=pg-demo password=%s", host, port, tok.Token)
 	fmt.Fprintf(out, `
@@ -155,12 +160,12 @@ Connect through the gateway:
 
 or log in and let Sluice hold the token:
 
-  SLUICE_API=http://%s sluice login --user demo     # password: demo
-  sluice connect pg-demo --port 5433 &  psql -h 127.0.0.1 -p 5433
+  SLUICE_API=http://%s %s login --user demo     # password: demo
+  %s connect pg-demo --port 5433 &  psql -h 127.0.0.1 -p 5433
 
 Try: SELECT * FROM customers;
 Press Ctrl-C to stop; everything started here is removed.
-`, g.APIAddr, dir, g.TunnelAddr, g.PGAddr, pg.Port(), conninfo, g.APIAddr)
+`, g.APIAddr, dir, g.TunnelAddr, g.PGAddr, pg.Port(), conninfo, g.APIAddr, bin, bin)
 
 	if cfg.Check {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)

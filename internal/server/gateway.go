@@ -133,6 +133,9 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 	publicTunnel := cfg.PublicTunnelAddr
 	if publicTunnel == "" {
 		publicTunnel = g.TunnelAddr
+		if h, _, _ := net.SplitHostPort(g.TunnelAddr); net.ParseIP(h).IsUnspecified() {
+			log.Warn("agent DSNs will name an unspecified address; set SLUICE_PUBLIC_TUNNEL_ADDR to the address agents dial", "tunnel", g.TunnelAddr)
+		}
 	}
 	publicPG := cfg.PublicPGAddr
 	if publicPG == "" {

@@ -188,10 +188,11 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session
 	if db == "" {
 		db = user
 	}
+	sess.Identity.User = user
+	sess.Requested = db
 	if r := sp.params["replication"]; r != "" && r != "false" && r != "off" && r != "no" && r != "0" {
 		return conn, nil, cancelKey{}, engine.Errorf(engine.CodeProtocol, "replication connections are not supported through Sluice")
 	}
-	sess.Identity.User = user
 
 	var out []byte
 	if sp.minor > 0 || hasProtocolOptions(sp.params) {
@@ -238,6 +239,8 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session
 		User:       id.User,
 		Params:     forwardedParams(sp.params),
 	}
+	// The upstream login has its own budget; the client must not time out first.
+	conn.SetDeadline(f.now().Add(f.cfg.ConnectTimeout + 5*time.Second))
 	dctx, cancel := context.WithTimeout(ctx, f.cfg.ConnectTimeout)
 	defer cancel()
 	stream, err := f.tunnels.Open(dctx, plan.Agent, hdr)
@@ -257,7 +260,7 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session
 			// the agent's ErrorResponse is already in ready
 			conn.Write(ready)
 			conn.Close()
-			f.audit.SessionEnded(sess.Record("error", err, f.now()))
+			f.audit.SessionEnded(sess.Record("error", errors.New(upstreamMessage(ready)), f.now()))
 			return conn, nil, cancelKey{}, nil
 		}
 		return conn, nil, cancelKey{}, err
@@ -440,4 +443,14 @@ func newSessionID() string {
 		return strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// upstreamMessage extracts the message of the agent's ErrorResponse for the
+// session record.
+func upstreamMessage(msg []byte) string {
+	var e pgproto3.ErrorResponse
+	if len(msg) < 5 || e.Decode(msg[5:]) != nil {
+		return "upstream refused the session"
+	}
+	return e.Message
 }
