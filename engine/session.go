@@ -21,6 +21,7 @@ type Plan struct {
 	Agent      string        // the agent that serves the connection
 	Target     string        // target reference, resolved by the agent only
 	MaxSession time.Duration // 0: no limit
+	Policy     Policy        // guardrails and masking, enforced by the agent
 }
 
 // Authenticator checks a user's secret (an access token) in the protocol's

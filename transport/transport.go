@@ -22,6 +22,7 @@ type Header struct {
 	Target     string            // target reference, resolved by the agent only
 	User       string            // Sluice user, for the agent's logs
 	Params     map[string]string // protocol-specific startup parameters
+	Policy     []byte            // data-plane policy (engine.Policy as JSON), enforced by the agent
 }
 
 // Stream is one session's byte stream across the tunnel.

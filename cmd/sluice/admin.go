@@ -11,7 +11,7 @@ import (
 var listColumns = map[string][]column{
 	"agents": {{"NAME", "name"}, {"ONLINE", "online"}, {"CREATED", "created_at"}},
 	"connections": {{"NAME", "name"}, {"TYPE", "type"}, {"AGENT", "agent"},
-		{"ONLINE", "online"}, {"TARGET", "target"}},
+		{"ONLINE", "online"}, {"TARGET", "target"}, {"POLICY", "policy"}},
 	"users": {{"NAME", "name"}, {"GROUPS", "groups"}, {"PASSWORD", "has_password"},
 		{"CREATED", "created_at"}},
 	"sessions": {{"ID", "id"}, {"USER", "user"}, {"CONNECTION", "connection"},

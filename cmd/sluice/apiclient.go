@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-gw/sluice/engine"
 )
 
 // apiClient is a small client for the gateway REST API (/api/v1).
@@ -159,10 +161,14 @@ type userPut struct {
 	Groups   *[]string `json:"groups,omitempty"`
 }
 
+// connectionPut is the body of PUT /connections/{name}. The API replaces
+// the whole connection: an omitted block removes that policy.
 type connectionPut struct {
-	Agent  string `json:"agent"`
-	Type   string `json:"type"`
-	Target string `json:"target"`
+	Agent      string                  `json:"agent"`
+	Type       string                  `json:"type"`
+	Target     string                  `json:"target"`
+	Guardrails *engine.GuardrailPolicy `json:"guardrails,omitempty"`
+	Masking    *engine.MaskingPolicy   `json:"masking,omitempty"`
 }
 
 func (c *apiClient) login(ctx context.Context, user, password string) (*tokenResponse, error) {

@@ -31,12 +31,8 @@ var applyRank = map[string]int{"agent": 0, "user": 1, "connection": 2}
 var applyFields = map[string][]string{
 	"agent":      {"kind", "name"},
 	"user":       {"kind", "name", "password", "groups"},
-	"connection": {"kind", "name", "agent", "type", "target"},
+	"connection": {"kind", "name", "agent", "type", "target", "guardrails", "masking"},
 }
-
-// notYetFields are connection fields reserved for later versions: they are
-// rejected (not silently dropped) until the API supports them.
-var notYetFields = map[string]bool{"guardrails": true, "masking": true}
 
 // parseApplyDocs reads YAML documents separated by "---", validates them all,
 // and returns them in apply order (agents, users, connections; file order
@@ -125,9 +121,6 @@ func parseApplyDoc(i int, node *yaml.Node) (applyDoc, error) {
 		if contains(allowed, k) {
 			continue
 		}
-		if d.kind == "connection" && notYetFields[k] {
-			return d, fmt.Errorf("%s, line %d: field %q is not supported yet by this version of sluice", where, keyLine[k], k)
-		}
 		return d, fmt.Errorf("%s, line %d: unknown field %q for kind %s (allowed: %s)", where, keyLine[k], k, d.kind, strings.Join(allowed, ", "))
 	}
 	str := func(key string) (string, error) {
@@ -177,6 +170,9 @@ func parseApplyDoc(i int, node *yaml.Node) (applyDoc, error) {
 		}
 		if len(missing) > 0 {
 			return d, fmt.Errorf("%s: missing %s", where, strings.Join(missing, ", "))
+		}
+		if err := parsePolicy(where, fields, keyLine, &d.conn); err != nil {
+			return d, err
 		}
 	}
 	return d, nil

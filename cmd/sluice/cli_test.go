@@ -94,7 +94,10 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 		})
 	}))
 	mux.HandleFunc("GET /api/v1/connections", authed(func(w http.ResponseWriter, r *http.Request) {
-		reply(w, []map[string]any{{"name": "pg-demo", "agent": "demo-agent", "type": "postgres", "online": true}})
+		reply(w, []map[string]any{{"name": "pg-demo", "agent": "demo-agent", "type": "postgres", "online": true},
+			{"name": "pg-safe", "agent": "demo-agent", "type": "postgres", "online": false,
+				"guardrails": map[string]any{"deny": []string{"drop", "truncate"}, "deny_tables": []string{"audit_log"}},
+				"masking":    map[string]any{"detectors": []string{"email"}, "style": "partial"}}})
 	}))
 	mux.HandleFunc("GET /api/v1/sessions", authed(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("limit") != "7" {
@@ -219,6 +222,12 @@ func TestGetJSONAndTable(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "pg-demo  postgres  demo-agent  yes") {
 		t.Errorf("ls exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	r = runCLI(t, env, "", "admin", "get", "connections")
+	lines = strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if r.code != 0 || len(lines) != 3 || !strings.HasSuffix(lines[0], "POLICY") ||
+		!strings.HasSuffix(lines[1], "  -") || !strings.HasSuffix(lines[2], "  guardrails:3 masking:1") {
+		t.Errorf("connections exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 func TestErrorsSurfaceAPIMessage(t *testing.T) {
@@ -291,6 +300,31 @@ name: demo-agent
 	}
 	if strings.Join(f.requests, "\n") != strings.Join(want, "\n") {
 		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(f.requests, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Policy blocks travel in the PUT, checked and normalised.
+	f.requests = nil
+	pol := `kind: connection
+name: pg-safe
+agent: demo-agent
+type: postgres
+target: x
+guardrails:
+  deny: [DROP, truncate]
+masking:
+  detectors: [email, employee_id]
+  patterns:
+    - name: employee_id
+      regex: 'EMP-[0-9]{6}'
+`
+	if r = runCLI(t, env, pol, "admin", "apply", "-f", "-"); r.code != 0 {
+		t.Fatalf("apply policy: exit %d stderr %q", r.code, r.stderr)
+	}
+	wantPut := `PUT /api/v1/connections/pg-safe {"agent":"demo-agent","type":"postgres","target":"x",` +
+		`"guardrails":{"deny":["drop","truncate"]},` +
+		`"masking":{"detectors":["email","employee_id"],"style":"partial","patterns":[{"name":"employee_id","regex":"EMP-[0-9]{6}"}]}}`
+	if len(f.requests) != 1 || f.requests[0] != wantPut {
+		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(f.requests, "\n"), wantPut)
 	}
 
 	// A reference the API rejects: the message and the document surface.

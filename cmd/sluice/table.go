@@ -31,11 +31,47 @@ func writeTable(w io.Writer, raw []byte, cols []column) error {
 	for _, r := range rows {
 		cells := make([]string, len(cols))
 		for i, c := range cols {
-			cells[i] = formatCell(r[c.field])
+			v := r[c.field]
+			if f, ok := derivedFields[c.field]; ok {
+				v = f(r)
+			}
+			cells[i] = formatCell(v)
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
+}
+
+// derivedFields are table columns computed from a row rather than read from
+// one of its fields.
+var derivedFields = map[string]func(row map[string]any) any{
+	"policy": policySummary,
+}
+
+// policySummary shows a connection's policy as rule counts, e.g.
+// "guardrails:7 masking:8" (deny + deny_tables; columns + detectors +
+// patterns); nil when there is none.
+func policySummary(row map[string]any) any {
+	count := func(block string, keys ...string) int {
+		m, _ := row[block].(map[string]any)
+		n := 0
+		for _, k := range keys {
+			l, _ := m[k].([]any)
+			n += len(l)
+		}
+		return n
+	}
+	var parts []string
+	if n := count("guardrails", "deny", "deny_tables"); n > 0 {
+		parts = append(parts, fmt.Sprintf("guardrails:%d", n))
+	}
+	if n := count("masking", "columns", "detectors", "patterns"); n > 0 {
+		parts = append(parts, fmt.Sprintf("masking:%d", n))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return strings.Join(parts, " ")
 }
 
 func decodeRows(raw []byte) ([]map[string]any, error) {

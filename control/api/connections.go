@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/sluice-gw/sluice/control/store"
+	"github.com/sluice-gw/sluice/engine"
 )
 
 type connectionJSON struct {
@@ -16,10 +17,14 @@ type connectionJSON struct {
 	Type   string `json:"type"`
 	Online bool   `json:"online"`
 	Target string `json:"target,omitempty"` // admins only, redacted
+	// The data-plane policy is not secret: every user sees it.
+	Guardrails *engine.GuardrailPolicy `json:"guardrails,omitempty"`
+	Masking    *engine.MaskingPolicy   `json:"masking,omitempty"`
 }
 
 func (s *Server) toConnJSON(c store.Connection, admin bool) connectionJSON {
-	j := connectionJSON{Name: c.Name, Agent: c.Agent, Type: c.Type, Online: s.cfg.Agents.Online(c.Agent)}
+	j := connectionJSON{Name: c.Name, Agent: c.Agent, Type: c.Type, Online: s.cfg.Agents.Online(c.Agent),
+		Guardrails: c.Policy.Guardrails, Masking: c.Policy.Masking}
 	if admin {
 		j.Target = RedactTarget(c.Target)
 	}
@@ -40,10 +45,14 @@ func (s *Server) listConnections(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// putConnReq is the body of PUT /connections/{name}. PUT replaces the whole
+// connection: an omitted guardrails or masking block removes it.
 type putConnReq struct {
-	Agent  string `json:"agent"`
-	Type   string `json:"type"`
-	Target string `json:"target"`
+	Agent      string                  `json:"agent"`
+	Type       string                  `json:"type"`
+	Target     string                  `json:"target"`
+	Guardrails *engine.GuardrailPolicy `json:"guardrails,omitempty"`
+	Masking    *engine.MaskingPolicy   `json:"masking,omitempty"`
 }
 
 // Connection types the gateway can serve.
@@ -72,6 +81,11 @@ func (s *Server) putConnection(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "unsupported connection type "+quote(req.Type))
 		return
 	}
+	policy := engine.Policy{Guardrails: req.Guardrails, Masking: req.Masking}
+	if err := ValidatePolicy(&policy); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if _, err := s.st.GetAgent(r.Context(), req.Agent); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusBadRequest, "agent "+quote(req.Agent)+" does not exist")
@@ -81,7 +95,7 @@ func (s *Server) putConnection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now().UTC()
-	c := store.Connection{Name: name, Agent: req.Agent, Type: req.Type, Target: req.Target, CreatedAt: now, UpdatedAt: now}
+	c := store.Connection{Name: name, Agent: req.Agent, Type: req.Type, Target: req.Target, Policy: policy, CreatedAt: now, UpdatedAt: now}
 	if err := s.st.PutConnection(r.Context(), c); err != nil {
 		s.internal(w, r, "put connection", err)
 		return

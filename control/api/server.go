@@ -77,8 +77,8 @@ const (
 //	POST   /api/v1/agents                   admin; {"name"} → create or rotate key → {"name","key","dsn"}
 //	PUT    /api/v1/agents/{name}            admin; create if new (with key), else {"name"}
 //	DELETE /api/v1/agents/{name}            admin; 204, drops its tunnel
-//	GET    /api/v1/connections              any user; target (redacted) for admins only
-//	PUT    /api/v1/connections/{name}       admin; {"agent","type"?,"target"}
+//	GET    /api/v1/connections              any user; target (redacted) for admins only; guardrails, masking
+//	PUT    /api/v1/connections/{name}       admin; {"agent","type"?,"target","guardrails"?,"masking"?}
 //	DELETE /api/v1/connections/{name}       admin; 204
 //	GET    /api/v1/sessions?limit=N         admin; newest first
 type Server struct {

@@ -130,7 +130,9 @@ func (s *Service) Authorize(ctx context.Context, id engine.Identity, connection,
 		return nil, engine.Errorf(engine.CodeUnknownConnection,
 			"connection \"%s\" is a %s connection, not %s", connection, c.Type, protocol)
 	}
-	return &engine.Plan{Connection: c.Name, Protocol: c.Type, Agent: c.Agent, Target: c.Target}, nil
+	// The connection is read per session, so a policy change applies to the
+	// next session without a restart.
+	return &engine.Plan{Connection: c.Name, Protocol: c.Type, Agent: c.Agent, Target: c.Target, Policy: c.Policy}, nil
 }
 
 // ErrAgentDenied is returned (wrapped) by VerifyAgent for an unknown agent or

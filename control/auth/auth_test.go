@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -150,6 +151,20 @@ func TestAuthorize(t *testing.T) {
 	_, err = s.Authorize(ctx, id, "db", "mysql")
 	if !errors.As(err, &e) || e.Code != engine.CodeUnknownConnection || !strings.Contains(e.Message, "not mysql") {
 		t.Fatalf("mismatch: %v", err)
+	}
+
+	// The plan carries the connection's policy, read afresh per session.
+	pol := engine.Policy{
+		Guardrails: &engine.GuardrailPolicy{Deny: []string{"drop"}, DenyTables: []string{"audit_log"}},
+		Masking:    &engine.MaskingPolicy{Detectors: []string{"email"}, Style: "redact"},
+	}
+	st.PutConnection(ctx, store.Connection{Name: "db", Agent: "a1", Type: "postgres", Target: "postgres://h/db", Policy: pol})
+	p, err = s.Authorize(ctx, id, "db", "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p.Policy, pol) || p.Target != "postgres://h/db" {
+		t.Fatalf("plan with policy %+v: %+v %+v", p, p.Policy.Guardrails, p.Policy.Masking)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/sluice-gw/sluice/engine"
 )
 
 // ErrNotFound is returned (possibly wrapped) when a named record does not
@@ -38,10 +40,14 @@ type Agent struct {
 
 // Connection is a target published through an agent.
 type Connection struct {
-	Name      string
-	Agent     string
-	Type      string // protocol name, e.g. "postgres"
-	Target    string // target reference, resolved by the agent only
+	Name   string
+	Agent  string
+	Type   string // protocol name, e.g. "postgres"
+	Target string // target reference, resolved by the agent only
+	// Policy holds the connection's guardrails and masking; the zero value
+	// means none. Backends store it as given (callers validate it) and
+	// return a deep copy.
+	Policy    engine.Policy
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 
@@ -42,6 +43,10 @@ func NewAgent(cfg AgentConfig) (*agent.Agent, error) {
 		pgCfg = postgres.DefaultConfig()
 	}
 	pgCfg.Logger = log.With("protocol", "postgres")
+	// The "hash" masking style must hash alike in every session of a
+	// connection and differently on another installation: key it by the agent key.
+	hk := sha256.Sum256([]byte("sluice-mask\x00" + dsn.Key))
+	pgCfg.HashKey = hk[:]
 	pg, err := postgres.NewUpstream(pgCfg)
 	if err != nil {
 		return nil, err

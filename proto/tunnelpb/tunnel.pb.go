@@ -233,14 +233,17 @@ func (*AgentMessage_Refuse) isAgentMessage_Msg() {}
 
 // OpenStream asks the agent to open a Session stream for session_id.
 type OpenStream struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SessionId     string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
-	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Connection    string                 `protobuf:"bytes,3,opt,name=connection,proto3" json:"connection,omitempty"`
-	Protocol      string                 `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
-	Target        string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
-	User          string                 `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
-	Params        map[string]string      `protobuf:"bytes,7,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SessionId  string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	Kind       string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Connection string                 `protobuf:"bytes,3,opt,name=connection,proto3" json:"connection,omitempty"`
+	Protocol   string                 `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Target     string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	User       string                 `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	Params     map[string]string      `protobuf:"bytes,7,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The session's data-plane policy (guardrails, masking) as JSON, enforced
+	// by the agent; empty when no rule applies.
+	Policy        []byte `protobuf:"bytes,8,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -320,6 +323,13 @@ func (x *OpenStream) GetUser() string {
 func (x *OpenStream) GetParams() map[string]string {
 	if x != nil {
 		return x.Params
+	}
+	return nil
+}
+
+func (x *OpenStream) GetPolicy() []byte {
+	if x != nil {
+		return x.Policy
 	}
 	return nil
 }
@@ -652,7 +662,7 @@ const file_tunnel_proto_rawDesc = "" +
 	"\x05hello\x18\x01 \x01(\v2\x17.sluice.tunnel.v1.HelloH\x00R\x05hello\x12,\n" +
 	"\x04pong\x18\x02 \x01(\v2\x16.sluice.tunnel.v1.PongH\x00R\x04pong\x122\n" +
 	"\x06refuse\x18\x03 \x01(\v2\x18.sluice.tunnel.v1.RefuseH\x00R\x06refuseB\x05\n" +
-	"\x03msg\"\xa4\x02\n" +
+	"\x03msg\"\xbc\x02\n" +
 	"\n" +
 	"OpenStream\x12\x1d\n" +
 	"\n" +
@@ -664,7 +674,8 @@ const file_tunnel_proto_rawDesc = "" +
 	"\bprotocol\x18\x04 \x01(\tR\bprotocol\x12\x16\n" +
 	"\x06target\x18\x05 \x01(\tR\x06target\x12\x12\n" +
 	"\x04user\x18\x06 \x01(\tR\x04user\x12@\n" +
-	"\x06params\x18\a \x03(\v2(.sluice.tunnel.v1.OpenStream.ParamsEntryR\x06params\x1a9\n" +
+	"\x06params\x18\a \x03(\v2(.sluice.tunnel.v1.OpenStream.ParamsEntryR\x06params\x12\x16\n" +
+	"\x06policy\x18\b \x01(\fR\x06policy\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"<\n" +

@@ -12,6 +12,12 @@ type Config struct {
 	// MaxMessage caps one message's length word, in both directions. Messages
 	// nobody inspects stream through in pieces, so the cap costs no memory.
 	MaxMessage int
+	// MaxInspect caps a message the agent must hold whole to apply a policy
+	// (a statement for guardrails, a row for masking). Larger ones fail
+	// closed with a native error.
+	MaxInspect int
+	// HashKey seeds the deterministic "hash" masking style (agent side).
+	HashKey []byte
 	// StartupTimeout bounds the time from accept to an authenticated,
 	// dispatched session (slowloris guard).
 	StartupTimeout time.Duration
@@ -31,6 +37,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxMessage:     256 << 20,
+		MaxInspect:     64 << 20,
 		StartupTimeout: 10 * time.Second,
 		ConnectTimeout: 15 * time.Second,
 		BufferSize:     64 << 10,
@@ -43,6 +50,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.MaxMessage < 1<<10:
 		return errors.New("postgres: MaxMessage must be at least 1 KiB")
+	case c.MaxInspect < 1<<10:
+		return errors.New("postgres: MaxInspect must be at least 1 KiB")
 	case c.BufferSize < 4<<10:
 		return errors.New("postgres: BufferSize must be at least 4 KiB")
 	case c.StartupTimeout <= 0 || c.ConnectTimeout <= 0:

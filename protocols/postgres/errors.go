@@ -51,3 +51,12 @@ func appendError(dst []byte, err error, fatal bool) []byte {
 	}
 	return out
 }
+
+// appendPgError appends an ErrorResponse with an explicit SQLSTATE.
+func appendPgError(dst []byte, severity, code, message string) []byte {
+	out, err := (&pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity, Code: code, Message: message}).Encode(dst)
+	if err != nil {
+		return dst
+	}
+	return out
+}

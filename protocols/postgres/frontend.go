@@ -238,6 +238,7 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session
 		Target:     plan.Target,
 		User:       id.User,
 		Params:     forwardedParams(sp.params),
+		Policy:     plan.Policy.Encode(),
 	}
 	// The upstream login has its own budget; the client must not time out first.
 	conn.SetDeadline(f.now().Add(f.cfg.ConnectTimeout + 5*time.Second))

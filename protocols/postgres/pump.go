@@ -27,6 +27,16 @@ type pump struct {
 	// midMessage is true while part of a message has been written to dst, so
 	// an error message must not be injected into the stream.
 	midMessage bool
+
+	// insp, if set, sees whole messages of the types it wants; they are
+	// buffered up to maxInspect bytes (the buffer grows from pool as needed).
+	insp       inspector
+	maxInspect int
+	grow       func(n int) []byte // returns a buffer of at least n bytes
+	release    func(b []byte)     // takes back a grown buffer
+	base       []byte             // the normal-size buffer while p.buf is grown
+	out        []byte             // batch being rebuilt after a replacement
+	scratch    []byte             // replacement space handed to the inspector
 }
 
 // errMessageTooLarge is returned, before any byte of the message is
@@ -46,46 +56,64 @@ func (e *writeError) Unwrap() error { return e.err }
 // run relays until src ends. A clean end of src at a message boundary
 // returns nil.
 func (p *pump) run() error {
-	buf := p.buf
-	end := 0 // buf[:end] holds unforwarded bytes, starting at a message boundary
+	end := 0 // p.buf[:end] holds unforwarded bytes, starting at a message boundary
+	defer p.shrink(0)
 	for {
-		nr, rerr := p.src.Read(buf[end:])
+		if p.base != nil && end <= len(p.base) {
+			p.shrink(end)
+		}
+		nr, rerr := p.src.Read(p.buf[end:])
 		end += nr
-		i := 0
-		for end-i >= 5 {
-			l := int(binary.BigEndian.Uint32(buf[i+1 : i+5]))
-			if l < 4 || l > p.max {
-				if err := p.write(buf[:i]); err != nil {
+		i, err := p.frame(end)
+		if err != nil {
+			return err
+		}
+		buf := p.buf
+		if end-i >= 5 {
+			typ := buf[i]
+			total := 1 + int(binary.BigEndian.Uint32(buf[i+1:i+5]))
+			switch {
+			case p.insp != nil && p.insp.wants(typ) && total > len(buf) && total-1 <= p.maxInspect:
+				// A wanted message bigger than the buffer: grow to hold it whole.
+				nb := p.grow(total)
+				end = copy(nb, buf[i:end])
+				if p.base == nil {
+					p.base = p.buf
+				} else {
+					p.release(p.buf)
+				}
+				p.buf = nb
+				i = 0
+			case p.insp != nil && p.insp.wants(typ) && total-1 > p.maxInspect:
+				repl, err := p.insp.tooLarge(typ, total, p.scratch[:0])
+				if err != nil {
 					return err
 				}
-				if l < 4 {
-					return fmt.Errorf("invalid message length %d", l)
+				if err := p.write(repl); err != nil {
+					return err
 				}
-				return &errMessageTooLarge{size: l, max: p.max}
+				rest := total - (end - i)
+				end = 0
+				if err := p.discard(rest); err != nil {
+					return err
+				}
+			case total > len(buf):
+				// A message bigger than the buffer that nobody inspects:
+				// forward what we have and stream the rest of it through.
+				rest := total - (end - i)
+				p.midMessage = true
+				if err := p.write(buf[i:end]); err != nil {
+					return err
+				}
+				end = 0
+				if err := p.stream(rest); err != nil {
+					return err
+				}
+				p.midMessage = false
+			default:
+				end = copy(buf, buf[i:end])
 			}
-			if end-i < 1+l {
-				break
-			}
-			i += 1 + l
-		}
-		if end-i >= 5 && 1+int(binary.BigEndian.Uint32(buf[i+1:i+5])) > len(buf) {
-			// A message bigger than the buffer: forward what we have and
-			// stream the rest of it through.
-			total := 1 + int(binary.BigEndian.Uint32(buf[i+1:i+5]))
-			rest := total - (end - i)
-			p.midMessage = true
-			if err := p.write(buf[:end]); err != nil {
-				return err
-			}
-			end = 0
-			if err := p.stream(rest); err != nil {
-				return err
-			}
-			p.midMessage = false
 		} else {
-			if err := p.write(buf[:i]); err != nil {
-				return err
-			}
 			end = copy(buf, buf[i:end])
 		}
 		if rerr != nil {
@@ -98,6 +126,92 @@ func (p *pump) run() error {
 			return rerr
 		}
 	}
+}
+
+// shrink goes back to the normal-size buffer after a large message,
+// keeping the first end bytes; memory per session stays bounded.
+func (p *pump) shrink(end int) {
+	if p.base == nil {
+		return
+	}
+	copy(p.base, p.buf[:end])
+	p.release(p.buf)
+	p.buf, p.base = p.base, nil
+}
+
+// frame forwards every complete message in p.buf[:end] (after inspection)
+// with one write and returns the offset of the first incomplete one.
+func (p *pump) frame(end int) (int, error) {
+	buf := p.buf
+	i := 0
+	span := 0 // start of bytes not yet copied to p.out / written
+	rebuilt := false
+	for end-i >= 5 {
+		l := int(binary.BigEndian.Uint32(buf[i+1 : i+5]))
+		if l < 4 || l > p.max {
+			if err := p.flush(buf, span, i, rebuilt); err != nil {
+				return 0, err
+			}
+			if l < 4 {
+				return 0, fmt.Errorf("invalid message length %d", l)
+			}
+			return 0, &errMessageTooLarge{size: l, max: p.max}
+		}
+		if end-i < 1+l {
+			break
+		}
+		msg := buf[i : i+1+l]
+		if p.insp != nil && p.insp.wants(msg[0]) {
+			repl, err := p.insp.inspect(msg, p.scratch[:0])
+			if err != nil {
+				return 0, err
+			}
+			if len(repl) != len(msg) || (len(repl) > 0 && &repl[0] != &msg[0]) {
+				// Replaced or dropped: rebuild this batch in p.out.
+				if !rebuilt {
+					p.out = p.out[:0]
+					rebuilt = true
+				}
+				p.out = append(p.out, buf[span:i]...)
+				p.out = append(p.out, repl...)
+				span = i + 1 + l
+				if cap(repl) > cap(p.scratch) {
+					// Keep the grown scratch space. Only a replacement: an
+					// in-place result is the read buffer itself.
+					p.scratch = repl[:0]
+				}
+			}
+		}
+		i += 1 + l
+	}
+	return i, p.flush(buf, span, i, rebuilt)
+}
+
+func (p *pump) flush(buf []byte, span, i int, rebuilt bool) error {
+	if !rebuilt {
+		return p.write(buf[span:i])
+	}
+	p.out = append(p.out, buf[span:i]...)
+	return p.write(p.out)
+}
+
+// discard skips exactly n more bytes of the current message.
+func (p *pump) discard(n int) error {
+	for n > 0 {
+		chunk := p.buf
+		if n < len(chunk) {
+			chunk = chunk[:n]
+		}
+		nr, err := p.src.Read(chunk)
+		n -= nr
+		if err != nil && n > 0 {
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // stream copies exactly n more bytes of the current message.

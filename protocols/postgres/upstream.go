@@ -27,8 +27,9 @@ import (
 // target's sslmode, via pgconn), reports the result to the gateway in
 // protocol form, and relays.
 type Upstream struct {
-	cfg  Config
-	pool engine.BufferPool
+	cfg      Config
+	pool     engine.BufferPool
+	policies policyCache
 
 	mu       sync.Mutex
 	sessions map[string]upstreamSession // for CancelRequest, by session id
@@ -62,6 +63,13 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 		u.cancel(ctx, h.Params["session"], log)
 		return
 	}
+	policy, err := u.policies.compile(h.Policy, h.Connection, u.cfg.HashKey)
+	if err != nil {
+		// Fail closed: never run a session whose policy cannot be enforced.
+		log.Error("policy rejected", "error", err)
+		s.Write(appendError(nil, &engine.Error{Code: engine.CodeDenied, Message: "connection " + h.Connection + ": its policy cannot be enforced by this agent", Err: err}, true))
+		return
+	}
 	hc, err := u.dial(ctx, h)
 	if err != nil {
 		log.Info("upstream login failed", "error", err)
@@ -71,12 +79,12 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 	defer hc.Conn.Close()
 
 	out := make([]byte, 0, 512)
-	names := make([]string, 0, len(hc.ParameterStatuses))
+	params := make([]string, 0, len(hc.ParameterStatuses))
 	for k := range hc.ParameterStatuses {
-		names = append(names, k)
+		params = append(params, k)
 	}
-	sort.Strings(names)
-	for _, k := range names {
+	sort.Strings(params)
+	for _, k := range params {
 		out, _ = (&pgproto3.ParameterStatus{Name: k, Value: hc.ParameterStatuses[k]}).Encode(out)
 	}
 	out, _ = (&pgproto3.BackendKeyData{ProcessID: hc.PID, SecretKey: hc.SecretKey}).Encode(out)
@@ -95,7 +103,13 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 		u.mu.Unlock()
 	}()
 
-	if err := u.relay(ctx, s, hc.Conn); err != nil {
+	var names *columnNames
+	if policy != nil {
+		cfg := hc.Config.Copy()
+		names = &columnNames{dial: func(ctx context.Context) (*pgconn.PgConn, error) { return pgconn.ConnectConfig(ctx, cfg) }}
+		defer names.close()
+	}
+	if err := u.relay(ctx, s, hc.Conn, policy, names); err != nil {
 		log.Info("session ended", "error", err)
 	}
 }
@@ -140,7 +154,7 @@ func (u *Upstream) dial(ctx context.Context, h transport.Header) (*pgconn.Hijack
 }
 
 // relay runs the steady state between the gateway stream and the upstream.
-func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn) error {
+func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn, policy *sessionPolicy, names *columnNames) error {
 	bufUp := u.pool.Get(u.cfg.BufferSize)
 	bufDown := u.pool.Get(u.cfg.BufferSize)
 	defer u.pool.Put(bufUp)
@@ -148,6 +162,14 @@ func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn) e
 	var in, out atomic.Int64
 	toUp := &pump{src: s, dst: up, buf: bufUp, max: u.cfg.MaxMessage, n: &in}
 	toGw := &pump{src: up, dst: s, buf: bufDown, max: u.cfg.MaxMessage, n: &out}
+	if policy != nil {
+		conv := newConversation(policy, names)
+		for _, p := range []*pump{toUp, toGw} {
+			p.maxInspect = u.cfg.MaxInspect
+			p.grow, p.release = u.pool.Get, u.pool.Put
+		}
+		toUp.insp, toGw.insp = clientSide{conv}, serverSide{conv}
+	}
 
 	upDone := make(chan error, 1)
 	go func() { upDone <- toUp.run() }()

@@ -242,7 +242,7 @@ func (t *ClientTunnel) recvLoop() {
 		case *tunnelpb.GatewayMessage_OpenStream:
 			o := msg.OpenStream
 			h := transport.Header{SessionID: o.SessionId, Kind: o.Kind, Connection: o.Connection,
-				Protocol: o.Protocol, Target: o.Target, User: o.User, Params: o.Params}
+				Protocol: o.Protocol, Target: o.Target, User: o.User, Params: o.Params, Policy: o.Policy}
 			if f := t.cfg.Filter; f != nil {
 				if err := f(h); err != nil {
 					t.refuse(h.SessionID, err.Error())

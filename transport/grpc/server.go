@@ -412,7 +412,7 @@ func (t *ServerTunnel) OpenStream(ctx context.Context, h transport.Header) (tran
 
 	msg := &tunnelpb.GatewayMessage{Msg: &tunnelpb.GatewayMessage_OpenStream{OpenStream: &tunnelpb.OpenStream{
 		SessionId: h.SessionID, Kind: h.Kind, Connection: h.Connection, Protocol: h.Protocol,
-		Target: h.Target, User: h.User, Params: h.Params,
+		Target: h.Target, User: h.User, Params: h.Params, Policy: h.Policy,
 	}}}
 	var err error
 	select {

@@ -59,6 +59,11 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_start ON sessions(start_at DESC);
 `},
+	// Per-connection data-plane policy (engine.Policy as JSON); existing
+	// connections get the empty policy.
+	{2, `
+ALTER TABLE connections ADD COLUMN policy_json TEXT NOT NULL DEFAULT '{}';
+`},
 }
 
 // migrate applies every migration not yet recorded in schema_migrations,

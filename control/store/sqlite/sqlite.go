@@ -251,22 +251,31 @@ func (s *Store) DeleteAgent(ctx context.Context, name string) error {
 // Connections.
 
 func (s *Store) PutConnection(ctx context.Context, c store.Connection) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO connections(name, agent, type, target, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT(name) DO UPDATE SET agent = excluded.agent, type = excluded.type, target = excluded.target, updated_at = excluded.updated_at`,
-		c.Name, c.Agent, c.Type, c.Target, toNanos(c.CreatedAt), toNanos(c.UpdatedAt))
+	pj, err := json.Marshal(c.Policy)
+	if err != nil {
+		return fmt.Errorf("put connection %s: policy: %w", c.Name, err)
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO connections(name, agent, type, target, policy_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET agent = excluded.agent, type = excluded.type, target = excluded.target,
+			policy_json = excluded.policy_json, updated_at = excluded.updated_at`,
+		c.Name, c.Agent, c.Type, c.Target, string(pj), toNanos(c.CreatedAt), toNanos(c.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("put connection %s: %w", c.Name, err)
 	}
 	return nil
 }
 
-const connCols = `name, agent, type, target, created_at, updated_at`
+const connCols = `name, agent, type, target, policy_json, created_at, updated_at`
 
 func scanConn(r scanner) (store.Connection, error) {
 	var c store.Connection
+	var pj string
 	var created, updated int64
-	if err := r.Scan(&c.Name, &c.Agent, &c.Type, &c.Target, &created, &updated); err != nil {
+	if err := r.Scan(&c.Name, &c.Agent, &c.Type, &c.Target, &pj, &created, &updated); err != nil {
 		return c, err
+	}
+	if err := json.Unmarshal([]byte(pj), &c.Policy); err != nil {
+		return c, fmt.Errorf("policy of connection %s: %w", c.Name, err)
 	}
 	c.CreatedAt, c.UpdatedAt = fromNanos(created), fromNanos(updated)
 	return c, nil

@@ -2,11 +2,14 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/sluice-gw/sluice/control/store"
 	"github.com/sluice-gw/sluice/control/store/storetest"
+	"github.com/sluice-gw/sluice/engine"
 )
 
 func TestConformance(t *testing.T) {
@@ -83,5 +86,43 @@ func TestOpenBadPath(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "missing", "dir")
 	if _, err := Open(filepath.Join(dir, "x.db")); err == nil {
 		t.Fatal("opened a database in a missing directory")
+	}
+}
+
+func TestMigrationGivesExistingConnectionsAnEmptyPolicy(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sluice.db")
+	// A database at schema version 1, with a connection written then.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, db, migrations[:1], 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO connections VALUES ('old', 'a1', 'postgres', 'x', 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	defer s.Close()
+	c, err := s.GetConnection(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Target != "x" || !reflect.DeepEqual(c.Policy, engine.Policy{}) {
+		t.Fatalf("migrated connection: %+v", c)
+	}
+	p := engine.Policy{Masking: &engine.MaskingPolicy{Detectors: []string{"email"}, Style: "redact"}}
+	c.Policy = p
+	if err := s.PutConnection(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = s.GetConnection(ctx, "old"); err != nil || !reflect.DeepEqual(c.Policy, p) {
+		t.Fatalf("after update: %+v, %v", c.Policy, err)
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sluice-gw/sluice/control/store"
+	"github.com/sluice-gw/sluice/engine"
 )
 
 // Run runs the conformance suite. newStore must return a fresh, empty store
@@ -25,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeleteUserDeletesTokens", testDeleteUserTokens},
 		{"Agents", testAgents},
 		{"Connections", testConnections},
+		{"ConnectionPolicy", testConnectionPolicy},
 		{"Sessions", testSessions},
 		{"EmptyLists", testEmptyLists},
 		{"Concurrent", testConcurrent},
@@ -223,6 +226,63 @@ func testConnections(t *testing.T, s store.Store) {
 	must(t, "delete", s.DeleteConnection(ctx, "db"))
 	_, err = s.GetConnection(ctx, "db")
 	notFound(t, "deleted", err)
+}
+
+func testConnectionPolicy(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	full := engine.Policy{
+		Guardrails: &engine.GuardrailPolicy{
+			Deny:       []string{"drop", "truncate", "delete-without-where"},
+			DenyTables: []string{"audit_log", `public."Weird.Name"`},
+		},
+		Masking: &engine.MaskingPolicy{
+			Columns:   []string{"customers.email", "*.ssn", "billing.cards.pan"},
+			Detectors: []string{"email", "iban", "employee_id"},
+			Style:     "partial",
+			Patterns:  []engine.MaskPattern{{Name: "employee_id", Regex: `EMP-[0-9]{6}\b`}},
+		},
+	}
+	// Without a policy: the zero value comes back.
+	must(t, "put plain", s.PutConnection(ctx, store.Connection{Name: "plain", Agent: "a1", Type: "postgres", Target: "t", CreatedAt: t0, UpdatedAt: t0}))
+	got, err := s.GetConnection(ctx, "plain")
+	must(t, "get plain", err)
+	if !reflect.DeepEqual(got.Policy, engine.Policy{}) {
+		t.Fatalf("plain policy: %+v", got.Policy)
+	}
+
+	must(t, "put", s.PutConnection(ctx, store.Connection{Name: "db", Agent: "a1", Type: "postgres", Target: "t", Policy: full, CreatedAt: t0, UpdatedAt: t0}))
+	got, err = s.GetConnection(ctx, "db")
+	must(t, "get", err)
+	if !reflect.DeepEqual(got.Policy, full) {
+		t.Fatalf("policy round trip:\n got %#v %#v\nwant %#v %#v", got.Policy.Guardrails, got.Policy.Masking, full.Guardrails, full.Masking)
+	}
+	// The returned value is the caller's: changing it changes nothing stored.
+	got.Policy.Guardrails.Deny[0] = "changed"
+	again, err := s.GetConnection(ctx, "db")
+	must(t, "get again", err)
+	if again.Policy.Guardrails.Deny[0] != "drop" {
+		t.Fatalf("stored policy aliased: %v", again.Policy.Guardrails.Deny)
+	}
+	list, err := s.ListConnections(ctx)
+	must(t, "list", err)
+	if len(list) != 2 || list[0].Name != "db" || !reflect.DeepEqual(list[0].Policy, full) || !list[1].Policy.Empty() {
+		t.Fatalf("list policies: %+v", list)
+	}
+
+	// An update replaces the whole policy: one block only, then none.
+	only := engine.Policy{Guardrails: &engine.GuardrailPolicy{Deny: []string{"grant"}}}
+	must(t, "update", s.PutConnection(ctx, store.Connection{Name: "db", Agent: "a1", Type: "postgres", Target: "t", Policy: only, CreatedAt: t0, UpdatedAt: t0}))
+	got, err = s.GetConnection(ctx, "db")
+	must(t, "get updated", err)
+	if !reflect.DeepEqual(got.Policy, only) {
+		t.Fatalf("updated policy: %+v %+v", got.Policy.Guardrails, got.Policy.Masking)
+	}
+	must(t, "clear", s.PutConnection(ctx, store.Connection{Name: "db", Agent: "a1", Type: "postgres", Target: "t", CreatedAt: t0, UpdatedAt: t0}))
+	got, err = s.GetConnection(ctx, "db")
+	must(t, "get cleared", err)
+	if !reflect.DeepEqual(got.Policy, engine.Policy{}) {
+		t.Fatalf("cleared policy: %+v", got.Policy)
+	}
 }
 
 func testSessions(t *testing.T, s store.Store) {

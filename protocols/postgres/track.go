@@ -1,0 +1,422 @@
+package postgres
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// The agent tracks the protocol conversation when a policy is on, so that
+// every DataRow is matched with the columns it carries and every denial is
+// reported at the right place in the response stream.
+//
+// The client side (toUpstream) sees requests and queues what each will be
+// answered with; the server side (toClient) consumes that queue in order.
+// Protocol §55.2.3: after an error the server skips to the next Sync.
+
+type expKind uint8
+
+const (
+	expParse          expKind = iota // ParseComplete
+	expBind                          // BindComplete
+	expDescribeStmt                  // ParameterDescription, then RowDescription or NoData
+	expDescribePortal                // RowDescription or NoData
+	expExecute                       // DataRow*, then CommandComplete/EmptyQuery/PortalSuspended
+	expClose                         // CloseComplete
+	expSync                          // ReadyForQuery
+	expQuery                         // simple query: anything, then ReadyForQuery
+	expFunc                          // FunctionCallResponse, then ReadyForQuery
+)
+
+// maxPending bounds the queue of unanswered requests per session.
+const maxPending = 1 << 16
+
+type expect struct {
+	kind    expKind
+	name    string  // statement (Parse, Describe S, Close S) or portal
+	stmt    string  // Bind: the statement
+	formats []int16 // Bind: result format codes as sent
+	deny    string  // Sync: a denial to report at this sync point
+}
+
+// conversation is the state shared by both directions of one session.
+type conversation struct {
+	mu      sync.Mutex
+	pending []expect
+	policy  *sessionPolicy
+	names   *columnNames // resolves table/column names for column rules
+
+	// client side only
+	skipping   bool              // dropping extended messages until Sync after a denial
+	skipReason string            // the denial to report at that Sync
+	denied     map[string]string // prepared statements denied at Parse, for later Binds
+
+	// server side only
+	stmts    map[string][]column // from Describe of a statement
+	portals  map[string]*rowPlan // from Bind, or Describe of a portal
+	cur      *rowPlan            // the plan of the rows now arriving
+	errSeen  bool                // an ErrorResponse since the last ReadyForQuery
+	dropping bool                // discarding the rest of a result after a masking failure
+	copyOut  bool                // inside COPY TO STDOUT
+	tmp      []byte              // masking scratch
+	denials  int
+}
+
+func newConversation(p *sessionPolicy, names *columnNames) *conversation {
+	return &conversation{
+		policy: p, names: names,
+		denied:  map[string]string{},
+		stmts:   map[string][]column{},
+		portals: map[string]*rowPlan{},
+	}
+}
+
+func (c *conversation) push(e expect) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) >= maxPending {
+		return fmt.Errorf("more than %d requests in flight", maxPending)
+	}
+	c.pending = append(c.pending, e)
+	return nil
+}
+
+// front returns the oldest unanswered request, if any.
+func (c *conversation) front() (expect, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 {
+		return expect{}, false
+	}
+	return c.pending[0], true
+}
+
+func (c *conversation) pop() expect {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 {
+		return expect{}
+	}
+	e := c.pending[0]
+	c.pending[0] = expect{}
+	c.pending = c.pending[1:]
+	if len(c.pending) == 0 {
+		c.pending = c.pending[:0:0] // let the backing array go after a burst
+	}
+	return e
+}
+
+// skipToSync drops requests the server will skip after an error.
+func (c *conversation) skipToSync() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.pending) > 0 && c.pending[0].kind != expSync && c.pending[0].kind != expQuery && c.pending[0].kind != expFunc {
+		c.pending = c.pending[1:]
+	}
+}
+
+// ---- client → upstream ----
+
+// clientSide inspects requests: guardrails, and queueing for the server side.
+type clientSide struct{ c *conversation }
+
+var clientWants = [256]bool{'Q': true, 'P': true, 'B': true, 'D': true, 'E': true, 'C': true, 'S': true, 'F': true, 'H': true}
+
+func (s clientSide) wants(typ byte) bool { return clientWants[typ] || s.c.skipping }
+
+func (s clientSide) tooLarge(typ byte, size int, out []byte) ([]byte, error) {
+	if s.c.policy.guard == nil {
+		return nil, &errMessageTooLarge{size: size, max: size - 1} // never asked: not inspected
+	}
+	return nil, fmt.Errorf("a %d-byte statement exceeds the guardrail inspection limit", size)
+}
+
+func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
+	c := s.c
+	typ, body := msg[0], msg[5:]
+	if c.skipping && typ != 'S' {
+		return nil, nil // the server would skip it too
+	}
+	switch typ {
+	case 'Q':
+		sql, _, _ := cstring(body)
+		if g := c.policy.guard; g != nil {
+			if allow, rule, reason := g.check(sql); !allow {
+				c.denials++
+				return appendRaise(out, rule, reason), c.push(expect{kind: expQuery})
+			}
+		}
+		return msg, c.push(expect{kind: expQuery})
+	case 'P':
+		name, rest, ok := cstring(body)
+		sql, _, ok2 := cstring(rest)
+		if !ok || !ok2 {
+			return nil, errors.New("malformed Parse")
+		}
+		if g := c.policy.guard; g != nil {
+			if allow, rule, reason := g.check(sql); !allow {
+				c.denials++
+				c.denied[name] = denyMessage(rule, reason)
+				c.skipping, c.skipReason = true, c.denied[name]
+				return nil, nil
+			}
+		}
+		delete(c.denied, name)
+		return msg, c.push(expect{kind: expParse, name: name})
+	case 'B':
+		portal, rest, ok := cstring(body)
+		stmt, rest, ok2 := cstring(rest)
+		if !ok || !ok2 {
+			return nil, errors.New("malformed Bind")
+		}
+		if why, denied := c.denied[stmt]; denied {
+			c.skipping, c.skipReason = true, why
+			return nil, nil
+		}
+		formats, err := bindResultFormats(rest)
+		if err != nil {
+			return nil, err
+		}
+		return msg, c.push(expect{kind: expBind, name: portal, stmt: stmt, formats: formats})
+	case 'D':
+		if len(body) < 2 {
+			return nil, errors.New("malformed Describe")
+		}
+		name, _, _ := cstring(body[1:])
+		k := expDescribePortal
+		if body[0] == 'S' {
+			k = expDescribeStmt
+		}
+		return msg, c.push(expect{kind: k, name: name})
+	case 'E':
+		portal, _, _ := cstring(body)
+		return msg, c.push(expect{kind: expExecute, name: portal})
+	case 'C':
+		if len(body) >= 2 && body[0] == 'S' {
+			name, _, _ := cstring(body[1:])
+			delete(c.denied, name)
+		}
+		return msg, c.push(expect{kind: expClose})
+	case 'S':
+		e := expect{kind: expSync}
+		if c.skipping {
+			e.deny = c.skipReason
+			c.skipping, c.skipReason = false, ""
+		}
+		return msg, c.push(e)
+	case 'F':
+		return msg, c.push(expect{kind: expFunc})
+	}
+	return msg, nil // Flush
+}
+
+// bindResultFormats reads the result-column format codes at the end of a
+// Bind body that starts after the statement name.
+func bindResultFormats(b []byte) ([]int16, error) {
+	rd := wireReader{b: b}
+	n := int(rd.int16())
+	rd.skip(2 * n) // parameter formats
+	np := int(rd.int16())
+	for range np {
+		if l := rd.int32(); l > 0 {
+			rd.skip(int(l))
+		}
+	}
+	nf := int(rd.int16())
+	if rd.err || nf < 0 || 2*nf > len(rd.b) {
+		return nil, errors.New("malformed Bind")
+	}
+	if nf == 0 {
+		return nil, nil
+	}
+	f := make([]int16, nf)
+	for i := range f {
+		f[i] = rd.int16()
+	}
+	return f, nil
+}
+
+// appendRaise appends a Query that makes the server itself raise the
+// denial, so it arrives in order and the transaction state is what a real
+// permission error leaves.
+func appendRaise(out []byte, rule, reason string) []byte {
+	msg := strings.ReplaceAll(denyMessage(rule, reason), "'", "''")
+	msg = strings.ReplaceAll(msg, "$sluice$", "")
+	sql := "DO $sluice$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = '" + msg + "'; END$sluice$"
+	out = append(out, 'Q', 0, 0, 0, 0)
+	out = append(out, sql...)
+	out = append(out, 0)
+	binary.BigEndian.PutUint32(out[1:5], uint32(len(out)-1))
+	return out
+}
+
+func denyMessage(rule, reason string) string {
+	if reason != "" {
+		return reason
+	}
+	return fmt.Sprintf("statement denied by guardrail %q", rule)
+}
+
+// ---- upstream → client ----
+
+// serverSide inspects responses: masking, and reporting denials.
+type serverSide struct{ c *conversation }
+
+var serverWants = [256]bool{'1': true, '2': true, '3': true, 'T': true, 'n': true, 'D': true, 'C': true, 'I': true, 's': true, 'E': true, 'N': true, 'Z': true, 'H': true, 'd': true, 'c': true, 'A': true, 'V': true}
+
+func (s serverSide) wants(typ byte) bool { return serverWants[typ] }
+
+func (s serverSide) tooLarge(typ byte, size int, out []byte) ([]byte, error) {
+	c := s.c
+	if typ == 'D' || typ == 'd' {
+		if c.cur != nil && c.cur.active || c.copyOut && c.policy.mask != nil {
+			// Fail closed: a value a rule covers cannot be checked.
+			c.dropping = true
+			return appendPgError(out, "ERROR", "42501", fmt.Sprintf("masking: a %d-byte row exceeds the inspection limit; the result is withheld", size)), nil
+		}
+	}
+	return nil, fmt.Errorf("a %d-byte %q message exceeds the inspection limit", size, typ)
+}
+
+func (s serverSide) inspect(msg []byte, out []byte) ([]byte, error) {
+	c := s.c
+	typ := msg[0]
+	switch typ {
+	case '1', '2', '3', 'n':
+		e := c.pop()
+		if typ == '2' && e.kind == expBind {
+			c.portals[e.name] = c.planFor(c.stmts[e.stmt], e.formats)
+		}
+		return msg, nil
+	case 'T':
+		cols, err := parseRowDescription(msg[5:])
+		if err != nil {
+			return nil, err
+		}
+		e, _ := c.front()
+		switch e.kind {
+		case expDescribeStmt:
+			c.pop()
+			c.stmts[e.name] = cols
+		case expDescribePortal:
+			c.pop()
+			c.portals[e.name] = c.planFor(cols, nil)
+		default: // simple query: rows follow at once
+			c.cur = c.planFor(cols, nil)
+		}
+		return msg, nil
+	case 'D':
+		if c.dropping {
+			return nil, nil
+		}
+		e, _ := c.front()
+		plan := c.cur
+		if e.kind == expExecute {
+			plan = c.portals[e.name]
+		}
+		return c.maskRow(msg, plan, out)
+	case 'C', 'I', 's':
+		if e, _ := c.front(); e.kind == expExecute {
+			c.pop()
+		}
+		c.cur = nil
+		if c.dropping {
+			c.dropping = false
+			return nil, nil
+		}
+		return msg, nil
+	case 'E':
+		c.errSeen = true
+		c.dropping, c.copyOut, c.cur = false, false, nil
+		if e, _ := c.front(); e.kind != expQuery {
+			c.skipToSync()
+		}
+		return c.maskNotice(msg, out)
+	case 'N':
+		return c.maskNotice(msg, out)
+	case 'A':
+		return c.maskNotify(msg, out)
+	case 'V':
+		return msg, nil
+	case 'Z':
+		e := c.pop()
+		errSeen := c.errSeen
+		c.errSeen, c.dropping, c.copyOut, c.cur = false, false, false, nil
+		if e.deny != "" && !errSeen {
+			// The denied Parse/Bind never reached the server: answer it here,
+			// just before the Sync's ReadyForQuery.
+			out = appendPgError(out, "ERROR", "42501", e.deny)
+			return append(out, msg...), nil
+		}
+		return msg, nil
+	case 'H':
+		return c.startCopyOut(msg, out)
+	case 'd':
+		if c.copyOut {
+			return c.maskCopyData(msg, out)
+		}
+		return msg, nil
+	case 'c':
+		if c.dropping {
+			return nil, nil
+		}
+		c.copyOut = false
+		return msg, nil
+	}
+	return msg, nil
+}
+
+// ---- wire helpers ----
+
+// wireReader reads big-endian fields, remembering an overrun instead of
+// panicking on hostile input.
+type wireReader struct {
+	b   []byte
+	err bool
+}
+
+func (r *wireReader) need(n int) bool {
+	if r.err || n < 0 || len(r.b) < n {
+		r.err = true
+		return false
+	}
+	return true
+}
+
+func (r *wireReader) int16() int16 {
+	if !r.need(2) {
+		return 0
+	}
+	v := int16(binary.BigEndian.Uint16(r.b))
+	r.b = r.b[2:]
+	return v
+}
+
+func (r *wireReader) int32() int32 {
+	if !r.need(4) {
+		return 0
+	}
+	v := int32(binary.BigEndian.Uint32(r.b))
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *wireReader) skip(n int) {
+	if r.need(n) {
+		r.b = r.b[n:]
+	}
+}
+
+func (r *wireReader) cstring() []byte {
+	i := bytes.IndexByte(r.b, 0)
+	if r.err || i < 0 {
+		r.err = true
+		return nil
+	}
+	s := r.b[:i]
+	r.b = r.b[i+1:]
+	return s
+}
