@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -146,6 +147,24 @@ func TestGuardrailsSimpleProtocol(t *testing.T) {
 	}
 	if cnt := countIn(t, "SELECT count(*) FROM audit_log"); cnt != "1" {
 		t.Fatalf("INSERT into a denied table reached the database: %s rows", cnt)
+	}
+	// The gateway records the denials with the session.
+	var sessions []struct {
+		Connection string
+		Denials    int
+		LastDenial string `json:"last_denial"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		json.Unmarshal(E.must("GET", "/api/v1/sessions?limit=5", nil), &sessions)
+		if len(sessions) > 0 && sessions[0].Connection == "pg-policy" && sessions[0].Denials == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("denials not recorded with the session: %+v", sessions)
+		}
+	}
+	if !strings.Contains(sessions[0].LastDenial, "audit_log") {
+		t.Fatalf("last denial %q should name the protected table", sessions[0].LastDenial)
 	}
 	if cnt := countIn(t, "SELECT count(*) FROM plain"); cnt != "500" {
 		t.Fatalf("DELETE without WHERE reached the database: %s rows left", cnt)

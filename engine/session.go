@@ -57,6 +57,8 @@ type SessionRecord struct {
 	BytesOut   int64     // upstream to client
 	Outcome    string    // "running", "ok", "error", "denied", "auth_failed"
 	Error      string
+	Denials    int64  // statements denied by guardrails or withheld by masking
+	LastDenial string // the last such denial's message (names the rule)
 }
 
 // Session is one client session on the gateway.
@@ -71,6 +73,15 @@ type Session struct {
 
 	BytesIn  atomic.Int64
 	BytesOut atomic.Int64
+	Denials  atomic.Int64
+
+	lastDenial atomic.Pointer[string]
+}
+
+// Denied records a denial reported to the client in this session.
+func (s *Session) Denied(message string) {
+	s.Denials.Add(1)
+	s.lastDenial.Store(&message)
 }
 
 // Record returns the audit record of s with the given outcome.
@@ -85,6 +96,10 @@ func (s *Session) Record(outcome string, err error, end time.Time) SessionRecord
 		BytesIn:    s.BytesIn.Load(),
 		BytesOut:   s.BytesOut.Load(),
 		Outcome:    outcome,
+		Denials:    s.Denials.Load(),
+	}
+	if d := s.lastDenial.Load(); d != nil {
+		r.LastDenial = *d
 	}
 	if s.Plan != nil {
 		r.Connection = s.Plan.Connection

@@ -16,6 +16,8 @@ type sessionJSON struct {
 	End        *time.Time `json:"end"` // null while running
 	BytesIn    int64      `json:"bytes_in"`
 	BytesOut   int64      `json:"bytes_out"`
+	Denials    int64      `json:"denials"`
+	LastDenial string     `json:"last_denial,omitempty"`
 	Outcome    string     `json:"outcome"`
 	Error      string     `json:"error"`
 }
@@ -38,7 +40,8 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 	out := make([]sessionJSON, 0, len(list))
 	for _, x := range list {
 		j := sessionJSON{ID: x.ID, User: x.User, Connection: x.Connection, Protocol: x.Protocol, ClientAddr: x.ClientAddr,
-			Start: x.Start, BytesIn: x.BytesIn, BytesOut: x.BytesOut, Outcome: x.Outcome, Error: x.Error}
+			Start: x.Start, BytesIn: x.BytesIn, BytesOut: x.BytesOut, Outcome: x.Outcome, Error: x.Error,
+			Denials: x.Denials, LastDenial: x.LastDenial}
 		if !x.End.IsZero() {
 			end := x.End
 			j.End = &end

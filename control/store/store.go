@@ -66,6 +66,8 @@ type Session struct {
 	BytesOut   int64
 	Outcome    string
 	Error      string
+	Denials    int64
+	LastDenial string
 }
 
 // Store is the control plane's state.

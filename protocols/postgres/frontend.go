@@ -326,6 +326,11 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	defer f.pool.Put(bufDown)
 	up := &pump{src: conn, dst: stream, buf: bufUp, max: f.cfg.MaxMessage, n: &sess.BytesIn}
 	down := &pump{src: stream, dst: conn, buf: bufDown, max: f.cfg.MaxMessage, n: &sess.BytesOut}
+	if !sess.Plan.Policy.Empty() {
+		// Error messages are small: the cap only guards the buffer growth.
+		down.insp, down.maxInspect = denialWatch{sess}, 1<<20
+		down.grow, down.release = f.pool.Get, f.pool.Put
+	}
 
 	upDone := make(chan error, 1)
 	go func() { upDone <- up.run() }()

@@ -64,6 +64,11 @@ CREATE INDEX sessions_start ON sessions(start_at DESC);
 	{2, `
 ALTER TABLE connections ADD COLUMN policy_json TEXT NOT NULL DEFAULT '{}';
 `},
+	// Guardrail and masking denials per session.
+	{3, `
+ALTER TABLE sessions ADD COLUMN denials INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN last_denial TEXT NOT NULL DEFAULT '';
+`},
 }
 
 // migrate applies every migration not yet recorded in schema_migrations,

@@ -308,19 +308,19 @@ func (s *Store) WriteSessions(ctx context.Context, batch []store.Session) error 
 		return fmt.Errorf("write sessions: begin: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO sessions(id, user_name, connection, protocol, client_addr, start_at, end_at, bytes_in, bytes_out, outcome, error)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO sessions(id, user_name, connection, protocol, client_addr, start_at, end_at, bytes_in, bytes_out, outcome, error, denials, last_denial)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET user_name = excluded.user_name, connection = excluded.connection,
 			protocol = excluded.protocol, client_addr = excluded.client_addr, start_at = excluded.start_at,
 			end_at = excluded.end_at, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out,
-			outcome = excluded.outcome, error = excluded.error`)
+			outcome = excluded.outcome, error = excluded.error, denials = excluded.denials, last_denial = excluded.last_denial`)
 	if err != nil {
 		return fmt.Errorf("write sessions: prepare: %w", err)
 	}
 	defer stmt.Close()
 	for _, r := range batch {
 		if _, err := stmt.ExecContext(ctx, r.ID, r.User, r.Connection, r.Protocol, r.ClientAddr,
-			toNanos(r.Start), toNanos(r.End), r.BytesIn, r.BytesOut, r.Outcome, r.Error); err != nil {
+			toNanos(r.Start), toNanos(r.End), r.BytesIn, r.BytesOut, r.Outcome, r.Error, r.Denials, r.LastDenial); err != nil {
 			return fmt.Errorf("write session %s: %w", r.ID, err)
 		}
 	}
@@ -334,7 +334,7 @@ func scanSession(r scanner) (store.Session, error) {
 	var x store.Session
 	var start, end int64
 	if err := r.Scan(&x.ID, &x.User, &x.Connection, &x.Protocol, &x.ClientAddr, &start, &end,
-		&x.BytesIn, &x.BytesOut, &x.Outcome, &x.Error); err != nil {
+		&x.BytesIn, &x.BytesOut, &x.Outcome, &x.Error, &x.Denials, &x.LastDenial); err != nil {
 		return x, err
 	}
 	x.Start, x.End = fromNanos(start), fromNanos(end)
@@ -346,6 +346,6 @@ func (s *Store) ListSessions(ctx context.Context, limit int) ([]store.Session, e
 		return []store.Session{}, nil
 	}
 	return list(ctx, s.db, "list sessions", scanSession,
-		`SELECT id, user_name, connection, protocol, client_addr, start_at, end_at, bytes_in, bytes_out, outcome, error
+		`SELECT id, user_name, connection, protocol, client_addr, start_at, end_at, bytes_in, bytes_out, outcome, error, denials, last_denial
 		FROM sessions ORDER BY start_at DESC, id DESC LIMIT ?`, limit)
 }

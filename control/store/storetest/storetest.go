@@ -299,7 +299,7 @@ func testSessions(t *testing.T, s store.Store) {
 	batch = append(batch, store.Session{
 		ID: "s1", User: "alice", Connection: "db", Protocol: "postgres", ClientAddr: "127.0.0.1:5000",
 		Start: t0.Add(time.Second), End: t0.Add(3 * time.Second), BytesIn: 10, BytesOut: 20,
-		Outcome: "error", Error: "boom",
+		Outcome: "error", Error: "boom", Denials: 2, LastDenial: `statement denied by guardrail "drop"`,
 	})
 	must(t, "write", s.WriteSessions(ctx, batch))
 	// And the end record for s3 in a later batch.
@@ -320,7 +320,8 @@ func testSessions(t *testing.T, s store.Store) {
 	}
 	s1 := list[3]
 	if s1.Outcome != "error" || s1.Error != "boom" || s1.BytesIn != 10 || s1.BytesOut != 20 ||
-		s1.User != "alice" || s1.Connection != "db" || s1.Protocol != "postgres" || s1.ClientAddr != "127.0.0.1:5000" {
+		s1.User != "alice" || s1.Connection != "db" || s1.Protocol != "postgres" || s1.ClientAddr != "127.0.0.1:5000" ||
+		s1.Denials != 2 || s1.LastDenial != `statement denied by guardrail "drop"` {
 		t.Fatalf("s1: %+v", s1)
 	}
 	sameTime(t, "s1 start", s1.Start, t0.Add(time.Second))

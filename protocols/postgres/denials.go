@@ -1,0 +1,39 @@
+package postgres
+
+import (
+	"bytes"
+
+	"github.com/sluice-gw/sluice/engine"
+)
+
+// denialWatch records, on the gateway, the denials the agent reports to the
+// client (ErrorResponse 42501 from guardrails or masking), so the session
+// record names them. It only reads; messages pass unchanged.
+type denialWatch struct{ sess *engine.Session }
+
+func (denialWatch) wants(typ byte) bool { return typ == 'E' }
+
+func (denialWatch) tooLarge(typ byte, size int, out []byte) ([]byte, error) {
+	return nil, &errMessageTooLarge{size: size - 1, max: size - 2}
+}
+
+func (w denialWatch) inspect(msg []byte, out []byte) ([]byte, error) {
+	var code, text []byte
+	for f := msg[5:]; len(f) > 1; {
+		end := bytes.IndexByte(f[1:], 0)
+		if end < 0 {
+			break
+		}
+		switch f[0] {
+		case 'C':
+			code = f[1 : 1+end]
+		case 'M':
+			text = f[1 : 1+end]
+		}
+		f = f[2+end:]
+	}
+	if string(code) == "42501" && (bytes.HasPrefix(text, []byte("statement denied")) || bytes.HasPrefix(text, []byte("masking:"))) {
+		w.sess.Denied(string(text))
+	}
+	return msg, nil
+}
