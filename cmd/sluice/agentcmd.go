@@ -14,6 +14,9 @@ import (
 
 // runAgent runs `sluice agent` with the key DSN from SLUICE_KEY.
 func runAgent(args []string) error {
+	// Catch signals first: one arriving during start-up must still stop us cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	maxMsg := fs.Int("pg-max-message", envInt("SLUICE_PG_MAX_MESSAGE", postgres.DefaultConfig().MaxMessage), "largest Postgres message in bytes (SLUICE_PG_MAX_MESSAGE)")
 	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (SLUICE_LOG_LEVEL)")
@@ -34,7 +37,5 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return a.Run(ctx)
 }

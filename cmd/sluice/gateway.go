@@ -34,6 +34,9 @@ func newLogger(level string) (*slog.Logger, error) {
 
 // runGateway runs `sluice gateway`: flags override the SLUICE_* environment.
 func runGateway(args []string) error {
+	// Catch signals first: one arriving during start-up must still stop us cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cfg := server.DefaultGatewayConfig()
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataDir, "data-dir", envDefault("SLUICE_DATA_DIR", cfg.DataDir), "data directory: store, CA, admin.token (SLUICE_DATA_DIR)")
@@ -60,8 +63,6 @@ func runGateway(args []string) error {
 	cfg.Postgres.MaxMessage = *maxMsg
 	cfg.Logger = log
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	g, err := server.StartGateway(ctx, cfg)
 	if err != nil {
 		return err
