@@ -23,8 +23,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// MinBackoff and MaxBackoff bound the redial delay (jittered, doubling).
 	MinBackoff, MaxBackoff time.Duration
-	// OnTunnel, if set, is told each time a tunnel is up (tests, metrics).
+	// OnTunnel, if set, is told each time a tunnel is up (tests).
 	OnTunnel func(transport.Tunnel)
+	// Metrics, if nil, are kept unregistered.
+	Metrics *Metrics
 }
 
 // Agent runs tunnels and the sessions on them.
@@ -47,19 +49,25 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = 15 * time.Second
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
 	return &Agent{cfg: cfg}, nil
 }
 
 // Run keeps a tunnel up until ctx ends, then waits for its sessions.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.wg.Wait()
+	m := a.cfg.Metrics
 	backoff := a.cfg.MinBackoff
+	connected := false
 	for ctx.Err() == nil {
 		t, err := a.cfg.Dial(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
+			m.dials.WithLabelValues("error").Inc()
 			wait := jitter(backoff)
 			a.cfg.Logger.Warn("tunnel dial failed", "agent", a.cfg.Name, "error", err, "retry_in", wait.Round(time.Millisecond))
 			select {
@@ -70,12 +78,19 @@ func (a *Agent) Run(ctx context.Context) error {
 			continue
 		}
 		backoff = a.cfg.MinBackoff
+		m.dials.WithLabelValues("ok").Inc()
+		if connected {
+			m.reconnect.Inc()
+		}
+		connected = true
+		m.up.Set(1)
 		a.cfg.Logger.Info("tunnel up", "agent", a.cfg.Name)
 		if a.cfg.OnTunnel != nil {
 			a.cfg.OnTunnel(t)
 		}
 		err = a.serve(ctx, t)
 		t.Close()
+		m.up.Set(0)
 		if ctx.Err() == nil {
 			a.cfg.Logger.Warn("tunnel down", "agent", a.cfg.Name, "error", err)
 			select { // never spin on a gateway that accepts and drops at once
@@ -97,6 +112,7 @@ func (a *Agent) serve(ctx context.Context, t transport.Tunnel) error {
 		p, ok := a.cfg.Protocols[h.Protocol]
 		if !ok {
 			a.cfg.Logger.Warn("stream for unknown protocol", "protocol", h.Protocol, "session", h.SessionID)
+			a.cfg.Metrics.refused.WithLabelValues("unknown_protocol").Inc()
 			s.Close()
 			continue
 		}

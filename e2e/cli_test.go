@@ -128,7 +128,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	env := []string{
 		"SLUICE_DATA_DIR=" + data, "SLUICE_API_ADDR=" + apiAddr, "SLUICE_TUNNEL_ADDR=" + tunAddr,
 		"SLUICE_PG_ADDR=" + pgAddr, "SLUICE_API=http://" + apiAddr, "SLUICE_HOME=" + filepath.Join(data, "home"),
-		"SLUICE_LOG_LEVEL=warn",
+		"SLUICE_LOG_LEVEL=warn", "SLUICE_METRICS_ADDR=127.0.0.1:0",
 	}
 	gw := startProc(t, env, bin, "gateway")
 	waitHTTP(t, "http://"+apiAddr+"/healthz", gw)

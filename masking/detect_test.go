@@ -57,6 +57,8 @@ func TestDetectors(t *testing.T) {
 		{"4111111111111111@example.com", "****************@example.com", KindEmail},
 		{"4111-1111-1111-1111-22", "4111-1111-1111-1111-22", KindColumn},
 		{"12 4111 1111 1111 1111", "12 **** **** **** 1111", KindCreditCard},
+		{"x(4111 1111 1111 1111)", "x(**** **** **** 1111)", KindCreditCard},
+		{"call+4111111111111111", "call+************1111", KindCreditCard},
 		// iban
 		{"DE89370400440532013000", "******************3000", KindIBAN},
 		{"IBAN: GB29 NWBK 6016 1331 9268 19.", "IBAN: **** **** **** **** **68 19.", KindIBAN},
@@ -160,8 +162,8 @@ func TestValidators(t *testing.T) {
 	if !ibanValid([]byte("GB82 WEST 1234 5698 7654 32")) || ibanValid([]byte("GB82 WEST 1234 5698 7654 33")) {
 		t.Error("iban")
 	}
-	if IBANLength("DE") != 22 || IBANLength("ZZ") != 0 || IBANLength("de") != 0 {
-		t.Error("IBANLength")
+	if ibanLength("DE") != 22 || ibanLength("ZZ") != 0 || ibanLength("de") != 0 {
+		t.Error("ibanLength")
 	}
 }
 

@@ -10,22 +10,33 @@
 //   - content detectors, run on every text value: email, credit_card, iban,
 //     ssn, phone, ipv4, ipv6, plus user-defined regular-expression patterns.
 //
-// The built-in detectors run in a single pass over the bytes, driven by a
-// 256-entry byte-class table: most bytes (lower-case letters, spaces,
-// punctuation) are skipped by one table load; a detector is only tried at a
-// cheap trigger (a digit, '+' or '(' at a word start for the numeric
-// detectors, an upper-case letter pair followed by two digits for IBAN, '@'
-// for e-mail, ':' next to hex digits for IPv6) and candidates are validated
-// with the real checksums (Luhn, ISO 13616 mod-97) or range rules (SSA SSN
-// ranges, IPv4 octets). Nothing on that path allocates.
+// The built-in detectors run in a single pass over the bytes. The hot loop
+// tests eight bytes at a time (a SWAR range test, then a 256-entry
+// per-policy trigger table) and skips everything where no detector can
+// start: letters, spaces, UTF-8 and most punctuation. Detectors are only
+// tried at cheap triggers: a digit, '+' or '(' at a word start for the
+// numeric detectors (one scan of the digit groups and separators serves
+// card, SSN, phone and IPv4); the first digit of a word that starts with two
+// upper-case letters for IBAN; '@' for e-mail (looking back for the local
+// part); ':' next to a hex digit for IPv6. Candidates are validated with the
+// real checksums (Luhn, ISO 13616 mod-97) or range rules (SSA SSN ranges,
+// IPv4 octets). Nothing on that path allocates, in any style (the hash
+// style keeps its HMAC states in a sync.Pool).
 //
 // User-defined patterns are Go regular expressions compiled once; they are
-// applied with regexp.FindAllIndex, which allocates and is much slower than the
-// built-in path (tens of MB/s rather than hundreds). Use them sparingly.
+// applied with regexp.FindAllIndex, which allocates (about three
+// allocations per value) and costs several times the built-in path. Use them
+// sparingly. Where a pattern match and a built-in detection overlap, the one
+// that starts first wins.
 //
 // Styles: "partial" rewrites the value in place, keeping its length; "redact"
 // and "hash" replace each detected span with a token of another length, so the
-// result is appended to the caller's dst (see MaskValue).
+// result is appended to the caller's dst (see MaskValue and Style).
+//
+// Performance (T11, BenchmarkMaskValue, all built-in detectors, one core of
+// the CI-class machine): about 450 MB/s on realistic row values (5 % PII),
+// 500+ MB/s without PII, 3 GB/s on long free text, 0 allocations per value.
+// Hash is bounded by HMAC-SHA256 per detected span.
 //
 // Detection rules worth knowing (see the detector functions for the rest):
 //
@@ -37,8 +48,9 @@
 //   - phone: E.164 forms starting with '+' (9-15 digits, compact needs 10+),
 //     North-American NXX-NXX-XXXX / (NXX) NXX-XXXX / 1-NXX-NXX-XXXX, and
 //     trunk-prefix national forms starting with 0 ("020 7946 0958",
-//     "01 23 45 67 89", "030/12345678") with one consistent separator. A bare
-//     run of digits without '+' is never a phone number.
+//     "01 23 45 67 89", "030/12345678"; 10-11 digits) with one consistent
+//     separator. A bare run of digits without '+' is never a phone number,
+//     nor is the tail of a longer run of space-separated digit groups.
 //   - credit_card: 13-19 digits, compact or in groups (first group of 4) joined
 //     by one kind of separator (space or dash), plausible issuer prefix for the
 //     length, valid Luhn check digit.

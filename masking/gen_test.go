@@ -131,7 +131,7 @@ func ibanCheck(cc, bban string) string {
 
 func (g *gen) ibanNumber(valid bool) string {
 	cc := ibanCountries[g.n(len(ibanCountries))]
-	n := IBANLength(cc) - 4
+	n := ibanLength(cc) - 4
 	var bban string
 	switch cc {
 	case "GB", "NL", "IE":

@@ -1,6 +1,7 @@
 package masking
 
 import (
+	"encoding/binary"
 	"unicode/utf8"
 )
 
@@ -26,7 +27,7 @@ func (p *Policy) MaskValue(dst, v []byte, forced bool) ([]byte, Result) {
 	if len(v) == 0 || (p.det == 0 && len(p.patterns) == 0) {
 		return v, Result{}
 	}
-	i := skip(&p.trig, v, 0)
+	i := p.skip(v, 0)
 	if i == len(v) && len(p.patterns) == 0 {
 		return v, Result{} // the common case: nothing can start here
 	}
@@ -61,18 +62,22 @@ func (p *Policy) maskForced(dst, v []byte) ([]byte, Result) {
 	switch p.style {
 	case Partial:
 		keep := len(v)
-		if atLeastRunes(v, 8) {
-			// keep the last 4 characters (runes)
-			for n := 0; n < 4; {
+		if len(v) >= 32 || atLeastRunes(v, 8) {
+			// keep the last 4 characters (runes); 4 bytes when that
+			// is not UTF-8
+			n := 0
+			for keep > 0 && n < 4 {
 				keep--
-				if !utf8.RuneStart(v[keep]) {
-					continue
+				if utf8.RuneStart(v[keep]) {
+					n++
 				}
-				n++
+			}
+			if n < 4 || len(v)-keep > 4*utf8.UTFMax {
+				keep = len(v) - 4
 			}
 		}
-		for j := 0; j < keep; j++ {
-			v[j] = '*'
+		for j := 0; j < keep; j += len(stars) {
+			copy(v[j:keep], stars[:])
 		}
 		res.InPlace = true
 		return v, res
@@ -95,6 +100,11 @@ func (p *Policy) maskForced(dst, v []byte) ([]byte, Result) {
 	}
 	return append(dst, r...), res
 }
+
+var stars = [64]byte{'*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*',
+	'*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*',
+	'*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*',
+	'*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*', '*'}
 
 // atLeastRunes reports whether v holds at least n characters (UTF-8 sequence
 // starts). utf8.RuneCount may allocate on long non-ASCII input.
@@ -133,13 +143,30 @@ type patState struct {
 	pk   Kind
 }
 
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
 // skip returns the first index at or after i where a detector may start
-// (len(v) if none): the hot loop, eight table loads per branch.
-func skip(trig *[256]uint8, v []byte, i int) int {
+// (len(v) if none). This is the hot loop: eight bytes at a time, a SWAR test
+// tells whether any byte lies in [trigLo, trigHi], the range spanning every
+// trigger byte ('(' .. 'Z' with all detectors on: lower-case letters, spaces,
+// UTF-8 and most punctuation fall outside); only then the table decides.
+func (p *Policy) skip(v []byte, i int) int {
+	trig := &p.trig
+	sub, add := p.swarSub, p.swarAdd
 	for ; i+8 <= len(v); i += 8 {
+		x := binary.LittleEndian.Uint64(v[i:])
+		x7 := x & (ones * 0x7f)
+		if (sub-x7)&^x&(x7+add)&highs == 0 {
+			continue
+		}
 		w := v[i : i+8 : i+8]
-		if trig[w[0]]|trig[w[1]]|trig[w[2]]|trig[w[3]]|trig[w[4]]|trig[w[5]]|trig[w[6]]|trig[w[7]] != 0 {
-			break
+		for j, c := range w {
+			if trig[c] != 0 {
+				return i + j
+			}
 		}
 	}
 	for ; i < len(v); i++ {
@@ -162,14 +189,14 @@ func (m *masker) scan(i int) {
 		m.pat = ps
 		m.nextPattern(0)
 	}
-	for i < n {
+	for i < n || m.lim < n {
 		if m.pat == nil {
-			i = skip(trig, v, i)
+			i = p.skip(v, i)
 			if i >= n {
 				break
 			}
 		} else {
-			i = skip(trig, v[:m.lim], i)
+			i = p.skip(v[:m.lim], i)
 			if i >= m.lim {
 				if m.lim >= n {
 					break
@@ -181,21 +208,30 @@ func (m *masker) scan(i int) {
 			}
 		}
 		t := trig[v[i]]
-		if t&(tNum|tUpper) != 0 && i > 0 && isAlnum(v[i-1]) {
-			// inside a word: nothing can start before its end
-			i = skipWord(v, i+1)
-			continue
-		}
 		switch {
 		case t&tNum != 0:
-			i = m.numeric(i)
-		case t&tUpper != 0:
-			if e, ok := matchIBAN(v, i); ok {
-				m.emit(KindIBAN, i, e)
-				i = e
-			} else {
+			if i > m.floor && isAlnum(v[i-1]) {
+				// inside a word: only an IBAN ("DE89...", found at its
+				// first digit) can start here; else skip the word
+				if !isDigit(v[i]) { // '+' or '(' glued to a word
+					i++
+					continue
+				}
+				if i-2 >= m.floor && p.det&(1<<KindIBAN) != 0 && class[v[i-1]]&cUpper != 0 && class[v[i-2]]&cUpper != 0 {
+					if e, ok := matchIBAN(v, i-2, m.floor); ok {
+						m.emit(KindIBAN, i-2, e)
+						i = e
+						continue
+					}
+				}
 				i = skipWord(v, i+1)
+				continue
 			}
+			if p.det&numericKinds == 0 {
+				i = skipWord(v, i+1)
+				continue
+			}
+			i = m.numeric(i)
 		case t&tAt != 0:
 			if s, e, ok := matchEmail(v, i, m.floor); ok {
 				m.emit(KindEmail, s, e)
@@ -218,7 +254,7 @@ func skipWord(v []byte, i int) int {
 
 func (m *masker) numeric(i int) int {
 	v := m.v
-	if !startOK(v, i) {
+	if !startOK(v, i, m.floor) {
 		return i + 1
 	}
 	if isDigit(v[i]) {
@@ -238,7 +274,7 @@ func (m *masker) numeric(i int) int {
 		return i + 1
 	}
 	if k, kind := m.p.matchRun(v, &r, m.floor); k > 0 {
-		if afterIBANHead(v, i) {
+		if afterIBANHead(v, i, m.floor) {
 			// the rest of an IBAN-shaped token that failed its check:
 			// its digit groups are not a card or phone number either
 			return r.ge[r.ng-1]

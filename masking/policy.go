@@ -158,6 +158,8 @@ type Policy struct {
 	names    []string // pattern names
 	tokens   [][]byte // redact token per Kind (built-ins, column, patterns)
 	trig     [256]uint8
+	swarSub  uint64 // see skip
+	swarAdd  uint64
 	hashers  sync.Pool // *hasher
 }
 

@@ -43,8 +43,7 @@ var class = func() (t [256]uint8) {
 
 // Per-policy trigger classes: only bytes where an enabled detector may start.
 const (
-	tNum   = 1 << iota // digit, '+', '(': card, ssn, phone, ipv4
-	tUpper             // A-Z: iban
+	tNum   = 1 << iota // digit, '+', '(': card, ssn, phone, ipv4; iban (at its first digit)
 	tAt                // '@': email
 	tColon             // ':': ipv6
 )
@@ -52,7 +51,7 @@ const (
 const numericKinds = 1<<KindCreditCard | 1<<KindSSN | 1<<KindPhone | 1<<KindIPv4
 
 func (p *Policy) buildTriggers() {
-	if p.det&numericKinds != 0 {
+	if p.det&(numericKinds|1<<KindIBAN) != 0 {
 		for c := '0'; c <= '9'; c++ {
 			p.trig[c] |= tNum
 		}
@@ -61,33 +60,43 @@ func (p *Policy) buildTriggers() {
 		p.trig['+'] |= tNum
 		p.trig['('] |= tNum
 	}
-	if p.det&(1<<KindIBAN) != 0 {
-		for c := 'A'; c <= 'Z'; c++ {
-			p.trig[c] |= tUpper
-		}
-	}
 	if p.det&(1<<KindEmail) != 0 {
 		p.trig['@'] |= tAt
 	}
 	if p.det&(1<<KindIPv6) != 0 {
 		p.trig[':'] |= tColon
 	}
+	// the byte range of all triggers, for the SWAR pre-test of skip
+	lo, hi := 256, -1
+	for c := 0; c < 256; c++ {
+		if p.trig[c] != 0 {
+			lo, hi = min(lo, c), max(hi, c)
+		}
+	}
+	if hi < 0 || hi >= 0x80 { // none (never tested) or not ASCII: test every word
+		lo, hi = 0, 0x7f
+	}
+	// a byte x < 0x80 has lo <= x <= hi iff (127+hi+1-x) and (x+127-(lo-1))
+	// both have their high bit set
+	p.swarSub = ones * uint64(127+hi+1)
+	p.swarAdd = ones * uint64(127-(lo-1))
 }
 
 func isDigit(c byte) bool { return class[c]&cDigit != 0 }
 func isAlnum(c byte) bool { return class[c]&cAlnum != 0 }
 
 // startOK: may a match start at s? Not glued to a letter or digit before it,
-// nor to "x." / "x_".
-func startOK(v []byte, s int) bool {
-	if s == 0 {
+// nor to "x." / "x_". Bytes before floor belong to a masked span (possibly
+// rewritten already): a span's end is a boundary, and they are not looked at.
+func startOK(v []byte, s, floor int) bool {
+	if s <= floor {
 		return true
 	}
 	p := v[s-1]
 	if isAlnum(p) {
 		return false
 	}
-	if (p == '.' || p == '_') && s >= 2 && isAlnum(v[s-2]) {
+	if (p == '.' || p == '_') && s-2 >= floor && isAlnum(v[s-2]) {
 		return false
 	}
 	return true
@@ -233,7 +242,7 @@ func (p *Policy) matchRun(v []byte, r *run, floor int) (int, Kind) {
 	}
 	// A phone number does not continue a run of digit groups ("9400 2868
 	// 3112 0718 8471 70" holds no phone number "0718 8471 70").
-	if p.det&(1<<KindPhone) != 0 && !(r.start >= 2 && v[r.start-1] == ' ' && isDigit(v[r.start-2])) {
+	if p.det&(1<<KindPhone) != 0 && !(r.lead == 0 && r.start-2 >= floor && v[r.start-1] == ' ' && isDigit(v[r.start-2])) {
 		if k := matchPhone(v, r); k > 0 {
 			return k, KindPhone
 		}
@@ -604,9 +613,9 @@ var ibanLen = func() (t [26 * 26]uint8) {
 	return t
 }()
 
-// IBANLength returns the IBAN length of a country code known to the
+// ibanLength returns the IBAN length of a country code known to the
 // detector, or 0.
-func IBANLength(cc string) int {
+func ibanLength(cc string) int {
 	if len(cc) != 2 || cc[0] < 'A' || cc[0] > 'Z' || cc[1] < 'A' || cc[1] > 'Z' {
 		return 0
 	}
@@ -622,13 +631,13 @@ func mod97(rem int, c byte) int {
 
 // matchIBAN: an IBAN starting at i (an upper-case letter at a start
 // boundary); returns its end.
-func matchIBAN(v []byte, i int) (int, bool) {
+func matchIBAN(v []byte, i, floor int) (int, bool) {
 	n := len(v)
 	if i+15 > n || class[v[i+1]]&cUpper == 0 || !isDigit(v[i+2]) || !isDigit(v[i+3]) {
 		return 0, false
 	}
 	L := int(ibanLen[int(v[i]-'A')*26+int(v[i+1]-'A')])
-	if L == 0 || !startOK(v, i) {
+	if L == 0 || !startOK(v, i, floor) {
 		return 0, false
 	}
 	j := i + 4
@@ -677,16 +686,16 @@ func ibanValid(s []byte) bool {
 	if n < 4 {
 		return false
 	}
-	e, ok := matchIBAN(b[:n], 0)
+	e, ok := matchIBAN(b[:n], 0, 0)
 	return ok && e == n
 }
 
 // afterIBANHead: is position i preceded by space-separated groups of four
 // upper-case letters/digits that start with an IBAN head ("DE89 3704 ")?
-func afterIBANHead(v []byte, i int) bool {
+func afterIBANHead(v []byte, i, floor int) bool {
 	j := i
 	for step := 0; step < 8; step++ {
-		if j < 5 || v[j-1] != ' ' {
+		if j-5 < floor || v[j-1] != ' ' {
 			return false
 		}
 		t := v[j-5 : j-1]
@@ -695,7 +704,7 @@ func afterIBANHead(v []byte, i int) bool {
 				return false
 			}
 		}
-		if j > 5 && isAlnum(v[j-6]) {
+		if j-6 >= floor && isAlnum(v[j-6]) {
 			return false
 		}
 		if class[t[0]]&cUpper != 0 && class[t[1]]&cUpper != 0 && isDigit(t[2]) && isDigit(t[3]) &&
@@ -770,7 +779,7 @@ func matchIPv6(v []byte, colon, floor int) (s, e int, ok bool) {
 	for s > floor && colon-s < 40 && (class[v[s-1]]&cHex != 0 || v[s-1] == ':') {
 		s--
 	}
-	if s > 0 {
+	if s > floor {
 		if p := v[s-1]; isAlnum(p) || p == ':' || p == '.' || p == '_' {
 			return 0, 0, false
 		}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/sluice-gw/sluice/internal/server"
 	"github.com/sluice-gw/sluice/protocols/postgres"
@@ -18,6 +22,7 @@ func runAgent(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	metricsAddr := fs.String("metrics-addr", envDefault("SLUICE_METRICS_ADDR", "127.0.0.1:9090"), "Prometheus /metrics listen address, or off (SLUICE_METRICS_ADDR)")
 	maxMsg := fs.Int("pg-max-message", envInt("SLUICE_PG_MAX_MESSAGE", postgres.DefaultConfig().MaxMessage), "largest Postgres message in bytes (SLUICE_PG_MAX_MESSAGE)")
 	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (SLUICE_LOG_LEVEL)")
 	if err := parseFlags(fs, args); err != nil {
@@ -31,11 +36,22 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := server.AgentConfig{DSN: dsn, Logger: log, Version: version, Postgres: postgres.DefaultConfig()}
+	reg := server.NewAgentRegistry()
+	cfg := server.AgentConfig{DSN: dsn, Logger: log, Version: version, Postgres: postgres.DefaultConfig(), Registry: reg}
 	cfg.Postgres.MaxMessage = *maxMsg
 	a, err := server.NewAgent(cfg)
 	if err != nil {
 		return err
+	}
+	if *metricsAddr != "off" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener (SLUICE_METRICS_ADDR): %w", err)
+		}
+		srv := &http.Server{Handler: server.MetricsHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("agent metrics", "addr", ln.Addr().String())
 	}
 	return a.Run(ctx)
 }

@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-gw/sluice/agent"
 	"github.com/sluice-gw/sluice/protocols"
@@ -20,6 +23,8 @@ type AgentConfig struct {
 	Logger   *slog.Logger
 	Version  string
 	OnTunnel func(transport.Tunnel)
+	// Registry receives the agent's metrics (nil: unregistered).
+	Registry prometheus.Registerer
 }
 
 // NewAgent parses the DSN and builds an agent ready to Run.
@@ -47,6 +52,7 @@ func NewAgent(cfg AgentConfig) (*agent.Agent, error) {
 	// connection and differently on another installation: key it by the agent key.
 	hk := sha256.Sum256([]byte("sluice-mask\x00" + dsn.Key))
 	pgCfg.HashKey = hk[:]
+	pgCfg.Metrics = postgres.NewMetrics(cfg.Registry, "agent")
 	pg, err := postgres.NewUpstream(pgCfg)
 	if err != nil {
 		return nil, err
@@ -61,5 +67,15 @@ func NewAgent(cfg AgentConfig) (*agent.Agent, error) {
 		Protocols: ups,
 		Logger:    log.With("agent", dsn.Name),
 		OnTunnel:  cfg.OnTunnel,
+		Metrics:   agent.NewMetrics(cfg.Registry),
 	})
+}
+
+// NewAgentRegistry returns the registry an agent process serves on
+// SLUICE_METRICS_ADDR.
+func NewAgentRegistry() *prometheus.Registry { return newRegistry() }
+
+// MetricsHandler serves reg on /metrics (and 404 elsewhere).
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return metricsHandler(reg, http.NotFoundHandler())
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluice-gw/sluice/control/api"
 	"github.com/sluice-gw/sluice/control/audit"
 	"github.com/sluice-gw/sluice/control/auth"
@@ -60,6 +62,7 @@ type Gateway struct {
 	Hub                         *transport.Hub
 	PKI                         *pki.PKI
 	Auth                        *auth.Service
+	Registry                    *prometheus.Registry
 
 	cancel  context.CancelFunc
 	closers []func()
@@ -79,7 +82,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	g := &Gateway{DataDir: cfg.DataDir, Hub: transport.NewHub(), cancel: cancel, errc: make(chan error, 4)}
+	g := &Gateway{DataDir: cfg.DataDir, Hub: transport.NewHub(), cancel: cancel, errc: make(chan error, 4), Registry: newRegistry()}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -101,6 +104,8 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 	}
 	sink := audit.New(st, audit.Options{Logger: log})
 	g.closers = append([]func(){func() { sink.Close() }}, g.closers...)
+	g.Registry.MustRegister(newGatewayCollector(st, g.Hub, sink))
+	tm := newTunnelMetrics(g.Registry)
 
 	hosts := append([]string{}, cfg.TLSHosts...)
 	for _, a := range []string{cfg.PublicTunnelAddr, cfg.PublicPGAddr} {
@@ -154,6 +159,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		OnTunnel: g.Hub.Register,
 		TLS:      tunTLS,
 		Logger:   log,
+		OnRTT:    tm.observe,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tunnel server: %w", err)
@@ -167,6 +173,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 	pgCfg.Logger = log.With("protocol", "postgres")
 	pgCfg.TLS = g.PKI.ServerTLSConfig()
 	pgCfg.AllowPlaintextPassword = isLoopbackAddr(g.PGAddr)
+	pgCfg.Metrics = postgres.NewMetrics(g.Registry, "gateway")
 	front, err := postgres.NewFrontend(pgCfg, g.Auth, g.Auth, sink, g.Hub)
 	if err != nil {
 		return nil, err
@@ -186,7 +193,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	httpSrv := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: metricsHandler(g.Registry, apiSrv.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	g.closers = append(g.closers, func() {
 		sctx, done := context.WithTimeout(context.Background(), 5*time.Second)
 		defer done()

@@ -31,6 +31,8 @@ type Config struct {
 	// only for loopback listeners.
 	AllowPlaintextPassword bool
 	Logger                 *slog.Logger
+	// Metrics receives this side's series; nil keeps them unregistered.
+	Metrics *Metrics
 }
 
 // DefaultConfig returns the defaults documented in the README.

@@ -9,7 +9,10 @@ import (
 // denialWatch records, on the gateway, the denials the agent reports to the
 // client (ErrorResponse 42501 from guardrails or masking), so the session
 // record names them. It only reads; messages pass unchanged.
-type denialWatch struct{ sess *engine.Session }
+type denialWatch struct {
+	sess *engine.Session
+	m    *Metrics
+}
 
 func (denialWatch) wants(typ byte) bool { return typ == 'E' }
 
@@ -32,8 +35,17 @@ func (w denialWatch) inspect(msg []byte, out []byte) ([]byte, error) {
 		}
 		f = f[2+end:]
 	}
-	if string(code) == "42501" && (bytes.HasPrefix(text, []byte("statement denied")) || bytes.HasPrefix(text, []byte("masking:"))) {
-		w.sess.Denied(string(text))
+	if string(code) != "42501" {
+		return msg, nil
 	}
+	switch {
+	case bytes.HasPrefix(text, []byte("statement denied")):
+		w.m.denials.WithLabelValues("guardrail").Inc()
+	case bytes.HasPrefix(text, []byte("masking:")):
+		w.m.denials.WithLabelValues("masking").Inc()
+	default:
+		return msg, nil
+	}
+	w.sess.Denied(string(text))
 	return msg, nil
 }

@@ -50,6 +50,9 @@ func NewFrontend(cfg Config, auth engine.Authenticator, authz engine.Authorizer,
 	if audit == nil {
 		audit = engine.NopAudit{}
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil, "gateway")
+	}
 	return &Frontend{cfg: cfg, auth: auth, authz: authz, audit: audit, tunnels: tunnels, now: time.Now}, nil
 }
 
@@ -102,13 +105,20 @@ func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
 		return
 	}
 	defer f.cancels.forget(backend)
+	m := f.cfg.Metrics
+	wait := f.now().Sub(sess.Start).Seconds()
+	m.setup.Observe(wait)
+	m.clientWait.Add(wait)
+	m.active.Inc()
 	f.audit.SessionStarted(sess.Record("running", nil, time.Time{}))
 	err = f.relay(ctx, conn, stream, sess)
+	m.active.Dec()
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
 		log.Info("session ended", "error", err)
 	}
+	m.sessions.WithLabelValues(sess.Plan.Connection, outcome).Inc()
 	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
 }
 
@@ -129,6 +139,7 @@ func (f *Frontend) fail(c net.Conn, sess *engine.Session, err error, log *slog.L
 		outcome = "denied"
 	}
 	log.Info("session refused", "code", sqlState(e.Code), "error", err)
+	f.cfg.Metrics.refusals.WithLabelValues(refusalReason(e.Code)).Inc()
 	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
 }
 
@@ -324,11 +335,15 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	bufDown := f.pool.Get(f.cfg.BufferSize)
 	defer f.pool.Put(bufUp)
 	defer f.pool.Put(bufDown)
-	up := &pump{src: conn, dst: stream, buf: bufUp, max: f.cfg.MaxMessage, n: &sess.BytesIn}
-	down := &pump{src: stream, dst: conn, buf: bufDown, max: f.cfg.MaxMessage, n: &sess.BytesOut}
+	sm := f.cfg.Metrics.session(sess.Plan.Connection)
+	clock := &stmtClock{m: sm}
+	up := &pump{src: conn, dst: stream, buf: bufUp, max: f.cfg.MaxMessage, n: &sess.BytesIn,
+		clock: clock, requests: true, overhead: sm.relay, bytes: sm.toUpstream}
+	down := &pump{src: stream, dst: conn, buf: bufDown, max: f.cfg.MaxMessage, n: &sess.BytesOut,
+		clock: clock, overhead: sm.relay, bytes: sm.toClient}
 	if !sess.Plan.Policy.Empty() {
 		// Error messages are small: the cap only guards the buffer growth.
-		down.insp, down.maxInspect = denialWatch{sess}, 1<<20
+		down.insp, down.maxInspect = denialWatch{sess, f.cfg.Metrics}, 1<<20
 		down.grow, down.release = f.pool.Get, f.pool.Put
 	}
 
@@ -459,4 +474,25 @@ func upstreamMessage(msg []byte) string {
 		return "upstream refused the session"
 	}
 	return e.Message
+}
+
+// refusalReason is the metrics label of a refused session (a fixed set).
+func refusalReason(c engine.Code) string {
+	switch c {
+	case engine.CodeAuthFailed:
+		return "auth_failed"
+	case engine.CodeUnknownConnection:
+		return "unknown_connection"
+	case engine.CodeDenied:
+		return "denied"
+	case engine.CodeAgentOffline, engine.CodeAgentLost:
+		return "agent_offline"
+	case engine.CodeTooLarge, engine.CodeProtocol:
+		return "protocol_error"
+	case engine.CodeUpstream:
+		return "upstream_error"
+	case engine.CodeShutdown:
+		return "shutdown"
+	}
+	return "internal_error"
 }

@@ -38,6 +38,7 @@ type rowPlan struct {
 	unknown bool
 	formats []int16
 	failure string // fail closed: withhold the rows with this error
+	reason  string // the failure's metrics label
 }
 
 func parseRowDescription(b []byte) ([]column, error) {
@@ -81,12 +82,12 @@ func (c *conversation) planFor(cols []column, formats []int16) *rowPlan {
 		return nil
 	}
 	if cols == nil {
-		return &rowPlan{active: true, unknown: true, formats: formats, failure: c.unknownFailure(formats)}
+		return &rowPlan{active: true, unknown: true, formats: formats, failure: c.unknownFailure(formats), reason: "undescribed"}
 	}
 	p := &rowPlan{actions: make([]colAction, len(cols))}
 	if m.hasColumnRules() {
 		if err := c.names.resolve(cols); err != nil {
-			p.active, p.failure = true, "masking: cannot resolve the result's columns: "+err.Error()
+			p.active, p.failure, p.reason = true, "masking: cannot resolve the result's columns: "+err.Error(), "catalog_error"
 			return p
 		}
 	}
@@ -106,7 +107,7 @@ func (c *conversation) planFor(cols []column, formats []int16) *rowPlan {
 			if !ok {
 				// Not visible to the catalog connection (e.g. created in this
 				// session's open transaction): a rule may cover it, so fail closed.
-				p.active, p.failure = true, "masking: a result column's table is not visible to the catalog lookup; commit it first"
+				p.active, p.failure, p.reason = true, "masking: a result column's table is not visible to the catalog lookup; commit it first", "unresolved_column"
 				return p
 			}
 			forced = m.columnRule(t, name)
@@ -146,6 +147,7 @@ func (c *conversation) maskRow(msg []byte, p *rowPlan, out []byte) ([]byte, erro
 	}
 	if p.failure != "" {
 		c.dropping = true
+		c.maskFailure(p.reason)
 		return appendPgError(out, "ERROR", "42501", p.failure), nil
 	}
 	m := c.policy.mask
@@ -182,11 +184,15 @@ func (c *conversation) maskRow(msg []byte, p *rowPlan, out []byte) ([]byte, erro
 		}
 		v := body[pos+4 : vEnd]
 		var masked []byte
-		changed := false
+		var kinds uint64
 		if act == actNull {
-			changed = true
+			kinds = 1 << 63
 		} else {
-			masked, changed = m.mask(c.tmp[:0], v, act == actForce)
+			masked, kinds = m.mask(c.tmp[:0], v, act == actForce)
+		}
+		changed := kinds != 0
+		if changed {
+			c.countMasked(kinds)
 		}
 		inPlace := !changed || act != actNull && len(masked) == len(v) && (len(v) == 0 || &masked[0] == &v[0])
 		if !inPlace && !rebuilding {
@@ -234,8 +240,9 @@ func (c *conversation) maskNotice(msg []byte, out []byte) ([]byte, error) {
 		out = append(out, ft)
 		switch ft {
 		case 'M', 'D', 'H', 'W', 'q':
-			masked, changed := m.mask(c.tmp[:0], v, false)
-			if changed && (len(masked) != len(v) || &masked[0] != &v[0]) {
+			masked, kinds := m.mask(c.tmp[:0], v, false)
+			c.countMasked(kinds)
+			if kinds != 0 && (len(masked) != len(v) || &masked[0] != &v[0]) {
 				changedLen = true
 				out = append(out, masked...)
 				c.tmp = masked[:0]
@@ -272,8 +279,9 @@ func (c *conversation) maskNotify(msg []byte, out []byte) ([]byte, error) {
 		return nil, errors.New("malformed NotificationResponse")
 	}
 	v := msg[payStart:payEnd]
-	masked, changed := m.mask(c.tmp[:0], v, false)
-	if !changed || len(masked) == len(v) && (len(v) == 0 || &masked[0] == &v[0]) {
+	masked, kinds := m.mask(c.tmp[:0], v, false)
+	c.countMasked(kinds)
+	if kinds == 0 || len(masked) == len(v) && (len(v) == 0 || &masked[0] == &v[0]) {
 		return msg, nil
 	}
 	start := len(out)
@@ -296,9 +304,11 @@ func (c *conversation) startCopyOut(msg []byte, out []byte) ([]byte, error) {
 	switch {
 	case m.hasColumnRules():
 		c.dropping = true
+		c.maskFailure("copy_column_rules")
 		return appendPgError(out, "ERROR", "42501", "masking: COPY TO is not available on a connection with column masking rules; use SELECT"), nil
 	case len(msg) > 5 && msg[5] != 0:
 		c.dropping = true
+		c.maskFailure("binary_copy")
 		return appendPgError(out, "ERROR", "42501", "masking: binary COPY TO cannot be masked; use text format"), nil
 	}
 	return msg, nil
@@ -322,8 +332,9 @@ func (c *conversation) maskCopyData(msg []byte, out []byte) ([]byte, error) {
 			continue
 		}
 		v := body[field:i]
-		masked, changed := m.mask(c.tmp[:0], v, false)
-		inPlace := !changed || len(masked) == len(v) && (len(v) == 0 || &masked[0] == &v[0])
+		masked, kinds := m.mask(c.tmp[:0], v, false)
+		c.countMasked(kinds)
+		inPlace := kinds == 0 || len(masked) == len(v) && (len(v) == 0 || &masked[0] == &v[0])
 		if !inPlace && !rebuilding {
 			rebuilding = true
 			out = append(out, 'd', 0, 0, 0, 0)

@@ -37,10 +37,20 @@ func (a maskAdapter) columnRule(table, column string) bool { return a.p.ColumnRu
 func (a maskAdapter) hasColumnRules() bool                 { return a.columns }
 func (a maskAdapter) detecting() bool                      { return a.p.Detecting() }
 
-func (a maskAdapter) mask(dst, v []byte, forced bool) ([]byte, bool) {
+func (a maskAdapter) mask(dst, v []byte, forced bool) ([]byte, uint64) {
 	out, r := a.p.MaskValue(dst, v, forced)
 	if !r.Changed {
-		return v, false
+		return v, 0
 	}
-	return out, true
+	if r.Kinds == 0 {
+		return out, 1 << 63 // changed without a detector kind: count as "column"
+	}
+	return out, uint64(r.Kinds)
+}
+
+func (a maskAdapter) kindName(k int) string {
+	if k == 63 {
+		return "column"
+	}
+	return a.p.KindName(masking.Kind(k))
 }

@@ -14,7 +14,13 @@ import (
 
 // statementGuard decides whether SQL may run (pgguard implements it).
 type statementGuard interface {
-	check(sql string) (allow bool, rule, reason string)
+	check(sql string) guardDecision
+}
+
+type guardDecision struct {
+	allow        bool
+	rule, reason string
+	parsed       bool // false when the keyword prefilter answered
 }
 
 // valueMasker hides PII in result values (the masking library implements it).
@@ -24,8 +30,10 @@ type valueMasker interface {
 	hasColumnRules() bool
 	detecting() bool
 	// mask masks v: in place (returning v) when the length is kept, else
-	// appended to dst. changed reports whether anything was masked.
-	mask(dst, v []byte, forced bool) (out []byte, changed bool)
+	// appended to dst. kinds has a bit per detector that fired (none: nothing
+	// was masked).
+	mask(dst, v []byte, forced bool) (out []byte, kinds uint64)
+	kindName(k int) string
 }
 
 // sessionPolicy is a compiled engine.Policy for one session.
@@ -37,9 +45,9 @@ type sessionPolicy struct {
 // guardAdapter adapts pgguard to statementGuard.
 type guardAdapter struct{ g *pgguard.Guard }
 
-func (a guardAdapter) check(sql string) (bool, string, string) {
+func (a guardAdapter) check(sql string) guardDecision {
 	d := a.g.Check(sql)
-	return d.Allow, d.Rule, d.Reason
+	return guardDecision{allow: d.Allow, rule: d.Rule, reason: d.Reason, parsed: d.Parsed}
 }
 
 // policyCache shares compiled policies (and their statement caches) between

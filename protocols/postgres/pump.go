@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // pump relays protocol messages from src to dst.
@@ -37,6 +40,14 @@ type pump struct {
 	base       []byte             // the normal-size buffer while p.buf is grown
 	out        []byte             // batch being rebuilt after a replacement
 	scratch    []byte             // replacement space handed to the inspector
+
+	// Metrics, all optional. clock times statements: requests start it on
+	// the client's side (requests true), ReadyForQuery stops it.
+	clock    *stmtClock
+	requests bool
+	overhead prometheus.Observer // time from a read returning to its batch's write returning
+	bytes    prometheus.Counter
+	now      time.Time // when the current batch's read returned
 }
 
 // errMessageTooLarge is returned, before any byte of the message is
@@ -64,6 +75,9 @@ func (p *pump) run() error {
 		}
 		nr, rerr := p.src.Read(p.buf[end:])
 		end += nr
+		if p.clock != nil || p.overhead != nil {
+			p.now = time.Now()
+		}
 		i, err := p.frame(end)
 		if err != nil {
 			return err
@@ -100,6 +114,7 @@ func (p *pump) run() error {
 			case total > len(buf):
 				// A message bigger than the buffer that nobody inspects:
 				// forward what we have and stream the rest of it through.
+				p.observe(buf[i : i+5])
 				rest := total - (end - i)
 				p.midMessage = true
 				if err := p.write(buf[i:end]); err != nil {
@@ -161,6 +176,9 @@ func (p *pump) frame(end int) (int, error) {
 			break
 		}
 		msg := buf[i : i+1+l]
+		if p.clock != nil {
+			p.observe(msg)
+		}
 		if p.insp != nil && p.insp.wants(msg[0]) {
 			repl, err := p.insp.inspect(msg, p.scratch[:0])
 			if err != nil {
@@ -184,7 +202,25 @@ func (p *pump) frame(end int) (int, error) {
 		}
 		i += 1 + l
 	}
-	return i, p.flush(buf, span, i, rebuilt)
+	err := p.flush(buf, span, i, rebuilt)
+	if p.overhead != nil && i > 0 {
+		p.overhead.Observe(time.Since(p.now).Seconds())
+	}
+	return i, err
+}
+
+// observe feeds the statement clock with one message (or, for a message
+// streamed through, its header).
+func (p *pump) observe(msg []byte) {
+	if p.clock == nil {
+		return
+	}
+	switch typ := msg[0]; {
+	case p.requests && (typ == 'Q' || typ == 'S' || typ == 'F'):
+		p.clock.start(p.now)
+	case !p.requests && typ == 'Z' && len(msg) >= 6:
+		p.clock.done(p.now, msg[5])
+	}
 }
 
 func (p *pump) flush(buf []byte, span, i int, rebuilt bool) error {
@@ -248,5 +284,8 @@ func (p *pump) write(b []byte) error {
 		return &writeError{err}
 	}
 	p.n.Add(int64(len(b)))
+	if p.bytes != nil {
+		p.bytes.Add(float64(len(b)))
+	}
 	return nil
 }

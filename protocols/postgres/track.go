@@ -5,8 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The agent tracks the protocol conversation when a policy is on, so that
@@ -63,11 +66,31 @@ type conversation struct {
 	copyOut  bool                // inside COPY TO STDOUT
 	tmp      []byte              // masking scratch
 	denials  int
+
+	metrics *Metrics
+	kinds   [64]prometheus.Counter // masked values per detector, resolved on first use
 }
 
-func newConversation(p *sessionPolicy, names *columnNames) *conversation {
+// countMasked records the detectors that fired on one value.
+func (c *conversation) countMasked(kinds uint64) {
+	for kinds != 0 {
+		k := bits.TrailingZeros64(kinds)
+		kinds &^= 1 << k
+		if c.kinds[k] == nil {
+			c.kinds[k] = c.metrics.masked.WithLabelValues(c.policy.mask.kindName(k))
+		}
+		c.kinds[k].Inc()
+	}
+}
+
+// maskFailure records a result withheld by masking (fail closed).
+func (c *conversation) maskFailure(reason string) {
+	c.metrics.maskFailures.WithLabelValues(reason).Inc()
+}
+
+func newConversation(p *sessionPolicy, names *columnNames, m *Metrics) *conversation {
 	return &conversation{
-		policy: p, names: names,
+		policy: p, names: names, metrics: m,
 		denied:  map[string]string{},
 		stmts:   map[string][]column{},
 		portals: map[string]*rowPlan{},
@@ -144,9 +167,9 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 	case 'Q':
 		sql, _, _ := cstring(body)
 		if g := c.policy.guard; g != nil {
-			if allow, rule, reason := g.check(sql); !allow {
+			if d := c.check(g, sql); !d.allow {
 				c.denials++
-				return appendRaise(out, rule, reason), c.push(expect{kind: expQuery})
+				return appendRaise(out, d.rule, d.reason), c.push(expect{kind: expQuery})
 			}
 		}
 		return msg, c.push(expect{kind: expQuery})
@@ -157,9 +180,9 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 			return nil, errors.New("malformed Parse")
 		}
 		if g := c.policy.guard; g != nil {
-			if allow, rule, reason := g.check(sql); !allow {
+			if d := c.check(g, sql); !d.allow {
 				c.denials++
-				c.denied[name] = denyMessage(rule, reason)
+				c.denied[name] = denyMessage(d.rule, d.reason)
 				c.skipping, c.skipReason = true, c.denied[name]
 				return nil, nil
 			}
@@ -211,6 +234,20 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 		return msg, c.push(expect{kind: expFunc})
 	}
 	return msg, nil // Flush
+}
+
+// check asks the guard and counts the decision.
+func (c *conversation) check(g statementGuard, sql string) guardDecision {
+	d := g.check(sql)
+	rule, outcome, path := "none", "allow", "prefilter"
+	if !d.allow {
+		rule, outcome = d.rule, "deny"
+	}
+	if d.parsed {
+		path = "parse"
+	}
+	c.metrics.guardDecisions.WithLabelValues(rule, outcome, path).Inc()
+	return d
 }
 
 // bindResultFormats reads the result-column format codes at the end of a
@@ -275,6 +312,7 @@ func (s serverSide) tooLarge(typ byte, size int, out []byte) ([]byte, error) {
 		if c.cur != nil && c.cur.active || c.copyOut && c.policy.mask != nil {
 			// Fail closed: a value a rule covers cannot be checked.
 			c.dropping = true
+			c.maskFailure("too_large")
 			return appendPgError(out, "ERROR", "42501", fmt.Sprintf("masking: a %d-byte row exceeds the inspection limit; the result is withheld", size)), nil
 		}
 	}

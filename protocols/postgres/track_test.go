@@ -75,7 +75,7 @@ func relayThrough(t *testing.T, c *conversation, in []byte) []pgproto3.BackendMe
 }
 
 func TestErrorsPassThroughMasking(t *testing.T) {
-	c := newConversation(testPolicy(t, &engine.MaskingPolicy{Detectors: []string{"email", "credit_card", "phone", "ssn", "iban"}}), nil)
+	c := newConversation(testPolicy(t, &engine.MaskingPolicy{Detectors: []string{"email", "credit_card", "phone", "ssn", "iban"}}), nil, NewMetrics(nil, "agent"))
 	raise := &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "42501",
 		Message: `statement denied by guardrail "delete-without-where": DELETE FROM plain`,
 		Where:   "PL/pgSQL function inline_code_block line 1 at RAISE", File: "pl_exec.c", Line: 3911, Routine: "exec_stmt_raise"}
@@ -98,7 +98,7 @@ func TestErrorsPassThroughMasking(t *testing.T) {
 }
 
 func TestCopyDataMasked(t *testing.T) {
-	c := newConversation(testPolicy(t, &engine.MaskingPolicy{Detectors: []string{"email", "credit_card"}, Style: "redact"}), nil)
+	c := newConversation(testPolicy(t, &engine.MaskingPolicy{Detectors: []string{"email", "credit_card"}, Style: "redact"}), nil, NewMetrics(nil, "agent"))
 	c.push(expect{kind: expQuery})
 	in := enc(t, &pgproto3.CopyOutResponse{OverallFormat: 0, ColumnFormatCodes: []uint16{0, 0}},
 		&pgproto3.CopyData{Data: []byte("ada@example.com\t5500000000000004\n")},

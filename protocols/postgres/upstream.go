@@ -48,6 +48,9 @@ func NewUpstream(cfg Config) (*Upstream, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil, "agent")
+	}
 	return &Upstream{cfg: cfg, sessions: make(map[string]upstreamSession)}, nil
 }
 
@@ -72,11 +75,15 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 	}
 	hc, err := u.dial(ctx, h)
 	if err != nil {
+		u.cfg.Metrics.upstreamDials.WithLabelValues("error").Inc()
 		log.Info("upstream login failed", "error", err)
 		s.Write(appendError(nil, err, true))
 		return
 	}
 	defer hc.Conn.Close()
+	u.cfg.Metrics.upstreamDials.WithLabelValues("ok").Inc()
+	u.cfg.Metrics.active.Inc()
+	defer u.cfg.Metrics.active.Dec()
 
 	out := make([]byte, 0, 512)
 	params := make([]string, 0, len(hc.ParameterStatuses))
@@ -109,7 +116,7 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 		names = &columnNames{dial: func(ctx context.Context) (*pgconn.PgConn, error) { return pgconn.ConnectConfig(ctx, cfg) }}
 		defer names.close()
 	}
-	if err := u.relay(ctx, s, hc.Conn, policy, names); err != nil {
+	if err := u.relay(ctx, s, hc.Conn, h.Connection, policy, names); err != nil {
 		log.Info("session ended", "error", err)
 	}
 }
@@ -154,19 +161,24 @@ func (u *Upstream) dial(ctx context.Context, h transport.Header) (*pgconn.Hijack
 }
 
 // relay runs the steady state between the gateway stream and the upstream.
-func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn, policy *sessionPolicy, names *columnNames) error {
+func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn, connection string, policy *sessionPolicy, names *columnNames) error {
 	bufUp := u.pool.Get(u.cfg.BufferSize)
 	bufDown := u.pool.Get(u.cfg.BufferSize)
 	defer u.pool.Put(bufUp)
 	defer u.pool.Put(bufDown)
 	var in, out atomic.Int64
-	toUp := &pump{src: s, dst: up, buf: bufUp, max: u.cfg.MaxMessage, n: &in}
-	toGw := &pump{src: up, dst: s, buf: bufDown, max: u.cfg.MaxMessage, n: &out}
+	sm := u.cfg.Metrics.session(connection)
+	clock := &stmtClock{m: sm}
+	toUp := &pump{src: s, dst: up, buf: bufUp, max: u.cfg.MaxMessage, n: &in,
+		clock: clock, requests: true, overhead: sm.relay, bytes: sm.toUpstream}
+	toGw := &pump{src: up, dst: s, buf: bufDown, max: u.cfg.MaxMessage, n: &out,
+		clock: clock, overhead: sm.relay, bytes: sm.toClient}
 	if policy != nil {
-		conv := newConversation(policy, names)
+		conv := newConversation(policy, names, u.cfg.Metrics)
 		for _, p := range []*pump{toUp, toGw} {
 			p.maxInspect = u.cfg.MaxInspect
 			p.grow, p.release = u.pool.Get, u.pool.Put
+			p.overhead = sm.inspect
 		}
 		toUp.insp, toGw.insp = clientSide{conv}, serverSide{conv}
 	}
