@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,9 +26,17 @@ func newRegistry() *prometheus.Registry {
 }
 
 // metricsHandler serves reg on /metrics and everything else with next.
+// With SLUICE_PPROF=1 it also serves Go's profiler on /debug/pprof/ (off by
+// default: profiles reveal internals; enable it for benchmarking only).
 func metricsHandler(reg *prometheus.Registry, next http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if os.Getenv("SLUICE_PPROF") == "1" {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/", next)
 	return mux
 }
@@ -46,7 +56,7 @@ func newGatewayCollector(st store.Store, hub *transport.Hub, sink *audit.Sink) *
 	return &gatewayCollector{st: st, hub: hub, sink: sink,
 		online: prometheus.NewDesc("sluice_agent_online", "1 when the agent has a live tunnel to this gateway, else 0.", []string{"agent"}, nil),
 		drops:  prometheus.NewDesc("sluice_audit_records_dropped_total", "Audit records dropped because the spool was full or closed.", nil, nil),
-		fails:  prometheus.NewDesc("sluice_audit_write_failures_total", "Audit record batches that failed to be written.", nil, nil),
+		fails:  prometheus.NewDesc("sluice_audit_write_failures_total", "Audit records lost because the batch holding them failed to be written.", nil, nil),
 	}
 }
 

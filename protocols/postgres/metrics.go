@@ -52,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer, side string) *Metrics {
 		setup: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_session_setup_seconds", ConstLabels: cl,
 			Help: "Time from accepting a client to its session being ready (authentication, authorisation, tunnel, upstream login).", Buckets: latencyBuckets}),
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sessions_total", ConstLabels: cl,
-			Help: "Sessions ended, by connection and outcome (ok, error, denied, auth_failed)."}, []string{"connection", "outcome"}),
+			Help: "Sessions ended, by connection and outcome (ok, error); sessions refused before they start are sluice_session_refusals_total."}, []string{"connection", "outcome"}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_sessions_active", ConstLabels: cl,
 			Help: "Sessions running now."}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_session_refusals_total", ConstLabels: cl,
