@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -278,5 +282,28 @@ func TestPolicyChangeAppliesToNewSessions(t *testing.T) {
 	after, _ := psqlOut(t, "pg-flip", "SELECT email FROM customers WHERE id = 1")
 	if before != "ada@example.com" || after == before || strings.Contains(after, "ada@") {
 		t.Fatalf("before %q after %q", before, after)
+	}
+}
+
+func TestStatementAboveInspectionLimit(t *testing.T) {
+	policyConn(t)
+	const n = 70 << 20 // above the agent's 64 MiB inspection limit
+	f := filepath.Join(t.TempDir(), "huge.sql")
+	var q bytes.Buffer
+	q.WriteString("SELECT length('")
+	q.Write(bytes.Repeat([]byte("y"), n))
+	q.WriteString("');\nSELECT 'after';\n")
+	if err := os.WriteFile(f, q.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Guardrails cannot check it: denied natively, the session goes on.
+	out, errOut, _ := runTool(t, nil, E.psql, E.conninfo("pg-policy", E.aliceToken), "-X", "-At", "-f", f)
+	if !strings.Contains(errOut, "inspection limit") || strings.TrimSpace(out) != "after" {
+		t.Fatalf("guarded: out %q err %s", out, errOut)
+	}
+	// Masking alone needs no statement text: it streams through.
+	out, errOut, err := runTool(t, nil, E.psql, E.conninfo("pg-detect", E.aliceToken), "-X", "-At", "-f", f)
+	if err != nil || strings.TrimSpace(out) != strconv.Itoa(n)+"\nafter" {
+		t.Fatalf("masking only: out %q err %v %s", out, err, errOut)
 	}
 }

@@ -16,8 +16,8 @@ type denialWatch struct {
 
 func (denialWatch) wants(typ byte) bool { return typ == 'E' }
 
-func (denialWatch) tooLarge(typ byte, size int, out []byte) ([]byte, error) {
-	return nil, &errMessageTooLarge{size: size - 1, max: size - 2}
+func (denialWatch) tooLarge(head []byte, size int, out []byte) ([]byte, bool, error) {
+	return nil, true, nil // a huge error message is not ours: let it through
 }
 
 func (w denialWatch) inspect(msg []byte, out []byte) ([]byte, error) {

@@ -15,7 +15,9 @@ type inspector interface {
 	wants(typ byte) bool
 	inspect(msg []byte, out []byte) ([]byte, error)
 	// tooLarge is called instead of inspect for a wanted message longer than
-	// the inspection limit; it returns what to send in its place (the pump
-	// then discards the message's body) or an error.
-	tooLarge(typ byte, size int, out []byte) ([]byte, error)
+	// the inspection limit, with the bytes of it at hand (type byte first).
+	// It returns pass to let the message stream through uninspected, or what
+	// to send in its place (the pump then discards the message's body), or
+	// an error.
+	tooLarge(head []byte, size int, out []byte) (repl []byte, pass bool, err error)
 }

@@ -86,6 +86,15 @@ func (p *pump) run() error {
 		if end-i >= 5 {
 			typ := buf[i]
 			total := 1 + int(binary.BigEndian.Uint32(buf[i+1:i+5]))
+			var repl []byte
+			replace := false
+			if p.insp != nil && total-1 > p.maxInspect && p.insp.wants(typ) {
+				r, pass, err := p.insp.tooLarge(buf[i:end], total, p.scratch[:0])
+				if err != nil {
+					return err
+				}
+				repl, replace = r, !pass
+			}
 			switch {
 			case p.insp != nil && p.insp.wants(typ) && total > len(buf) && total-1 <= p.maxInspect:
 				// A wanted message bigger than the buffer: grow to hold it whole.
@@ -98,11 +107,7 @@ func (p *pump) run() error {
 				}
 				p.buf = nb
 				i = 0
-			case p.insp != nil && p.insp.wants(typ) && total-1 > p.maxInspect:
-				repl, err := p.insp.tooLarge(typ, total, p.scratch[:0])
-				if err != nil {
-					return err
-				}
+			case replace:
 				if err := p.write(repl); err != nil {
 					return err
 				}

@@ -150,11 +150,41 @@ var clientWants = [256]bool{'Q': true, 'P': true, 'B': true, 'D': true, 'E': tru
 
 func (s clientSide) wants(typ byte) bool { return clientWants[typ] || s.c.skipping }
 
-func (s clientSide) tooLarge(typ byte, size int, out []byte) ([]byte, error) {
-	if s.c.policy.guard == nil {
-		return nil, &errMessageTooLarge{size: size, max: size - 1} // never asked: not inspected
+// tooLarge handles a request above the inspection limit. Without guardrails
+// its text is not needed: it streams through and is only queued. With them
+// it fails closed: a Query is answered with a denial raised in order, a
+// Parse or Bind skips to the next Sync with the denial.
+func (s clientSide) tooLarge(head []byte, size int, out []byte) ([]byte, bool, error) {
+	c := s.c
+	typ := head[0]
+	if c.skipping {
+		return nil, false, nil
 	}
-	return nil, fmt.Errorf("a %d-byte statement exceeds the guardrail inspection limit", size)
+	if c.policy.guard == nil {
+		switch typ {
+		case 'Q':
+			return nil, true, c.push(expect{kind: expQuery})
+		case 'P', 'B':
+			name, _, ok := cstring(head[5:])
+			if !ok {
+				return nil, false, fmt.Errorf("a %d-byte message with an unreadable name", size)
+			}
+			if typ == 'P' {
+				return nil, true, c.push(expect{kind: expParse, name: name})
+			}
+			// A huge Bind: its result formats are at its end, out of reach.
+			// Plan its rows as undescribed (text values get the detectors).
+			return nil, true, c.push(expect{kind: expBind, name: name, stmt: "\x00unknown"})
+		}
+		return nil, true, nil
+	}
+	why := fmt.Sprintf("statement denied: a %d-byte message exceeds the guardrail inspection limit", size)
+	c.denials++
+	if typ == 'Q' {
+		return appendRaise(out, "too-large", why), false, c.push(expect{kind: expQuery})
+	}
+	c.skipping, c.skipReason = true, why
+	return nil, false, nil
 }
 
 func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
@@ -306,17 +336,41 @@ var serverWants = [256]bool{'1': true, '2': true, '3': true, 'T': true, 'n': tru
 
 func (s serverSide) wants(typ byte) bool { return serverWants[typ] }
 
-func (s serverSide) tooLarge(typ byte, size int, out []byte) ([]byte, error) {
+func (s serverSide) tooLarge(head []byte, size int, out []byte) ([]byte, bool, error) {
 	c := s.c
+	typ := head[0]
 	if typ == 'D' || typ == 'd' {
-		if c.cur != nil && c.cur.active || c.copyOut && c.policy.mask != nil {
+		plan := c.cur
+		if e, _ := c.front(); e.kind == expExecute {
+			plan = c.portals[e.name]
+		}
+		if c.dropping {
+			return nil, false, nil
+		}
+		if typ == 'D' && plan != nil && plan.active || typ == 'd' && c.copyOut && c.policy.mask != nil {
 			// Fail closed: a value a rule covers cannot be checked.
 			c.dropping = true
 			c.maskFailure("too_large")
-			return appendPgError(out, "ERROR", "42501", fmt.Sprintf("masking: a %d-byte row exceeds the inspection limit; the result is withheld", size)), nil
+			return appendPgError(out, "ERROR", "42501", fmt.Sprintf("masking: a %d-byte row exceeds the inspection limit; the result is withheld", size)), false, nil
 		}
+		return nil, true, nil // no rule covers these rows
 	}
-	return nil, fmt.Errorf("a %d-byte %q message exceeds the inspection limit", size, typ)
+	switch typ {
+	case 'E':
+		// An error that may echo data but is too large to mask: fail closed,
+		// replacing it with ours (the server's bookkeeping still applies).
+		c.maskFailure("too_large")
+		c.errSeen = true
+		c.dropping, c.copyOut, c.cur = false, false, nil
+		if e, _ := c.front(); e.kind != expQuery {
+			c.skipToSync()
+		}
+		return appendPgError(out, "ERROR", "42501", fmt.Sprintf("masking: a %d-byte error message exceeds the inspection limit and is withheld", size)), false, nil
+	case 'N', 'A':
+		c.maskFailure("too_large")
+		return nil, false, nil // a notice or notification too large to mask is dropped
+	}
+	return nil, false, fmt.Errorf("a %d-byte %q message exceeds the inspection limit", size, typ)
 }
 
 func (s serverSide) inspect(msg []byte, out []byte) ([]byte, error) {
