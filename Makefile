@@ -10,7 +10,7 @@ FUZZTIME ?= 30s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: help build deps demo test fuzz lint proto
+.PHONY: help build deps demo test fuzz lint proto bench bench-quick
 
 help: ## List the targets
 	@echo "Usage: make <target> [FUZZTIME=30s]"
@@ -47,6 +47,16 @@ lint: ## gofmt (must list nothing) and go vet
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')); \
 	if [[ -n "$$out" ]]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+bench: deps ## Full benchmark (< ~15 min): every path and workload, targets, micro benchmarks; see bench/README.md
+	scripts/install-bench-deps.sh
+	$(GO) build -o bin/sluicebench ./bench/cmd/sluicebench
+	bin/sluicebench $(BENCH_FLAGS)
+
+bench-quick: deps ## One benchmark round (< ~3 min): -S simple c=1 and c=8, the streams, targets
+	scripts/install-bench-deps.sh
+	$(GO) build -o bin/sluicebench ./bench/cmd/sluicebench
+	bin/sluicebench -quick $(BENCH_FLAGS)
 
 proto: ## Regenerate the committed protobuf/gRPC Go code (proto/gen.sh)
 	proto/gen.sh

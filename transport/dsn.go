@@ -14,7 +14,7 @@ import (
 const (
 	SchemeGRPC  = "grpc"  // gRPC over plaintext TCP (loopback only)
 	SchemeGRPCS = "grpcs" // gRPC over TLS
-	SchemeQUIC  = "quic"  // QUIC (TLS 1.3); parsed but not implemented yet
+	SchemeQUIC  = "quic"  // QUIC over UDP (TLS 1.3), transport/quic
 )
 
 // Agent modes carried in DSN.Mode.

@@ -48,6 +48,9 @@ type pump struct {
 	overhead prometheus.Observer // time from a read returning to its batch's write returning
 	bytes    prometheus.Counter
 	now      time.Time // when the current batch's read returned
+
+	// more, if set, reads what src already has queued without waiting.
+	more func([]byte) int
 }
 
 // errMessageTooLarge is returned, before any byte of the message is
@@ -75,6 +78,15 @@ func (p *pump) run() error {
 		}
 		nr, rerr := p.src.Read(p.buf[end:])
 		end += nr
+		if p.more != nil && nr >= streamingRead && rerr == nil {
+			for len(p.buf)-end >= streamingRead {
+				m := p.more(p.buf[end:])
+				if m <= 0 {
+					break
+				}
+				end += m
+			}
+		}
 		if p.clock != nil || p.overhead != nil {
 			p.now = time.Now()
 		}

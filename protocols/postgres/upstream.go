@@ -172,7 +172,7 @@ func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn, c
 	toUp := &pump{src: s, dst: up, buf: bufUp, max: u.cfg.MaxMessage, n: &in,
 		clock: clock, requests: true, overhead: sm.relay, bytes: sm.toUpstream}
 	toGw := &pump{src: up, dst: s, buf: bufDown, max: u.cfg.MaxMessage, n: &out,
-		clock: clock, overhead: sm.relay, bytes: sm.toClient}
+		clock: clock, overhead: sm.relay, bytes: sm.toClient, more: nonBlockingReader(up)}
 	if policy != nil {
 		conv := newConversation(policy, names, u.cfg.Metrics)
 		for _, p := range []*pump{toUp, toGw} {
