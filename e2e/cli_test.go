@@ -127,7 +127,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	apiAddr, tunAddr, pgAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	env := []string{
 		"SLUICE_DATA_DIR=" + data, "SLUICE_API_ADDR=" + apiAddr, "SLUICE_TUNNEL_ADDR=" + tunAddr,
-		"SLUICE_PG_ADDR=" + pgAddr, "SLUICE_API=http://" + apiAddr, "SLUICE_HOME=" + filepath.Join(data, "home"),
+		"SLUICE_PG_ADDR=" + pgAddr, "SLUICE_MYSQL_ADDR=127.0.0.1:0", "SLUICE_API=http://" + apiAddr, "SLUICE_HOME=" + filepath.Join(data, "home"),
 		"SLUICE_LOG_LEVEL=warn", "SLUICE_METRICS_ADDR=127.0.0.1:0",
 	}
 	gw := startProc(t, env, bin, "gateway")
@@ -255,7 +255,7 @@ func waitStderr(t *testing.T, p *proc, s string) {
 func TestDemoCheck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, sluiceBin(t), "demo", "--check", "--api-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, sluiceBin(t), "demo", "--check", "--api-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0", "--mysql-addr", "127.0.0.1:0")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("sluice demo --check: %v\n%s", err, out)

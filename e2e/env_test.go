@@ -106,6 +106,7 @@ func setup(ctx context.Context) (*env, error) {
 	cfg := server.DefaultGatewayConfig()
 	cfg.DataDir = e.dataDir
 	cfg.APIAddr, cfg.TunnelAddr, cfg.PGAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.MySQLAddr = "127.0.0.1:0"
 	cfg.Logger = testLogger()
 	cfg.Postgres = postgres.DefaultConfig()
 	cfg.Postgres.MaxMessage = e.maxMessage

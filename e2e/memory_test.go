@@ -45,7 +45,7 @@ func TestMaskedStreamMemoryIsFlat(t *testing.T) {
 	data := t.TempDir()
 	apiAddr, tunAddr, pgAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	env := []string{"SLUICE_DATA_DIR=" + data, "SLUICE_API_ADDR=" + apiAddr, "SLUICE_TUNNEL_ADDR=" + tunAddr,
-		"SLUICE_PG_ADDR=" + pgAddr, "SLUICE_API=http://" + apiAddr, "SLUICE_LOG_LEVEL=warn", "SLUICE_METRICS_ADDR=127.0.0.1:0", "SLUICE_HOME=" + filepath.Join(data, "home")}
+		"SLUICE_PG_ADDR=" + pgAddr, "SLUICE_MYSQL_ADDR=127.0.0.1:0", "SLUICE_API=http://" + apiAddr, "SLUICE_LOG_LEVEL=warn", "SLUICE_METRICS_ADDR=127.0.0.1:0", "SLUICE_HOME=" + filepath.Join(data, "home")}
 	gw := startProc(t, env, bin, "gateway")
 	waitHTTP(t, "http://"+apiAddr+"/healthz", gw)
 	dsn := strings.TrimSpace(cli(t, env, "", "admin", "create", "agent", "mem-agent"))

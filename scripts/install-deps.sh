@@ -3,6 +3,7 @@
 #   - PostgreSQL server binaries (initdb, postgres, pgbench): postgresql-15
 #   - PostgreSQL client (psql):                               postgresql-client
 #   - CA certificates:                                        ca-certificates
+#   - MariaDB server + client (MySQL e2e tests):              mariadb-server, mariadb-client
 # Idempotent: does nothing (and no apt-get update) when everything is present.
 # Debian/Ubuntu only; elsewhere it fails with what to install.
 set -euo pipefail
@@ -23,6 +24,17 @@ fi
 if ! command -v psql >/dev/null 2>&1; then
 	missing+=("postgresql-client")
 	why+=("psql")
+fi
+have_mariadb_server() {
+	command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd || -x /usr/sbin/mysqld ]]
+}
+if ! have_mariadb_server; then
+	missing+=("mariadb-server")
+	why+=("MariaDB server (mariadbd, mariadb-install-db)")
+fi
+if ! command -v mariadb >/dev/null 2>&1 && ! command -v mysql >/dev/null 2>&1; then
+	missing+=("mariadb-client")
+	why+=("mariadb/mysql client")
 fi
 if [[ ! -s /etc/ssl/certs/ca-certificates.crt ]]; then
 	missing+=("ca-certificates")

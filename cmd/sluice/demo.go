@@ -17,6 +17,7 @@ func runDemo(args []string) error {
 	fs.StringVar(&cfg.Gateway.APIAddr, "api-addr", envDefault("SLUICE_API_ADDR", cfg.Gateway.APIAddr), "REST API listen address")
 	fs.StringVar(&cfg.Gateway.TunnelAddr, "tunnel-addr", envDefault("SLUICE_TUNNEL_ADDR", cfg.Gateway.TunnelAddr), "agent tunnel listen address")
 	fs.StringVar(&cfg.Gateway.PGAddr, "pg-addr", envDefault("SLUICE_PG_ADDR", cfg.Gateway.PGAddr), "PostgreSQL listen address")
+	fs.StringVar(&cfg.Gateway.MySQLAddr, "mysql-addr", envDefault("SLUICE_MYSQL_ADDR", cfg.Gateway.MySQLAddr), "MySQL listen address (empty: none)")
 	fs.BoolVar(&cfg.Check, "check", false, "run one query through the gateway and exit")
 	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "warn"), "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {

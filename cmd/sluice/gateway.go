@@ -43,6 +43,7 @@ func runGateway(args []string) error {
 	fs.StringVar(&cfg.APIAddr, "api-addr", envDefault("SLUICE_API_ADDR", cfg.APIAddr), "REST API listen address (SLUICE_API_ADDR)")
 	fs.StringVar(&cfg.TunnelAddr, "tunnel-addr", envDefault("SLUICE_TUNNEL_ADDR", cfg.TunnelAddr), "agent tunnel listen address (SLUICE_TUNNEL_ADDR)")
 	fs.StringVar(&cfg.PGAddr, "pg-addr", envDefault("SLUICE_PG_ADDR", cfg.PGAddr), "PostgreSQL listen address (SLUICE_PG_ADDR)")
+	fs.StringVar(&cfg.MySQLAddr, "mysql-addr", envDefault("SLUICE_MYSQL_ADDR", cfg.MySQLAddr), "MySQL listen address (SLUICE_MYSQL_ADDR; empty: no MySQL listener)")
 	fs.StringVar(&cfg.PublicTunnelAddr, "public-tunnel-addr", os.Getenv("SLUICE_PUBLIC_TUNNEL_ADDR"), "tunnel address agents dial, put in agent DSNs (SLUICE_PUBLIC_TUNNEL_ADDR; default: the listen address)")
 	fs.StringVar(&cfg.PublicPGAddr, "public-pg-addr", os.Getenv("SLUICE_PUBLIC_PG_ADDR"), "PostgreSQL address users dial (SLUICE_PUBLIC_PG_ADDR; default: the listen address)")
 	tlsHosts := fs.String("tls-hosts", os.Getenv("SLUICE_TLS_HOSTS"), "extra comma-separated names/IPs for the server certificate (SLUICE_TLS_HOSTS)")

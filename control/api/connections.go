@@ -56,7 +56,7 @@ type putConnReq struct {
 }
 
 // Connection types the gateway can serve.
-var connTypes = map[string]bool{"postgres": true}
+var connTypes = map[string]bool{"postgres": true, "mysql": true}
 
 func (s *Server) putConnection(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")

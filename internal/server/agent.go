@@ -11,15 +11,18 @@ import (
 
 	"github.com/sluice-gw/sluice/agent"
 	"github.com/sluice-gw/sluice/protocols"
+	"github.com/sluice-gw/sluice/protocols/mysql"
 	"github.com/sluice-gw/sluice/protocols/postgres"
 	"github.com/sluice-gw/sluice/transport"
 	grpctun "github.com/sluice-gw/sluice/transport/grpc"
+	quictun "github.com/sluice-gw/sluice/transport/quic"
 )
 
 // AgentConfig is everything `sluice agent` needs.
 type AgentConfig struct {
 	DSN      string // SLUICE_KEY
 	Postgres postgres.Config
+	MySQL    mysql.Config
 	Logger   *slog.Logger
 	Version  string
 	OnTunnel func(transport.Tunnel)
@@ -37,12 +40,10 @@ func NewAgent(cfg AgentConfig) (*agent.Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SLUICE_KEY: %w", err)
 	}
-	cc, err := grpctun.ConfigFromDSN(dsn)
+	dial, err := tunnelDialer(dsn, log, cfg.Version)
 	if err != nil {
 		return nil, fmt.Errorf("SLUICE_KEY: %w", err)
 	}
-	cc.Logger = log
-	cc.AgentVersion = cfg.Version
 	pgCfg := cfg.Postgres
 	if pgCfg.MaxMessage == 0 {
 		pgCfg = postgres.DefaultConfig()
@@ -57,18 +58,48 @@ func NewAgent(cfg AgentConfig) (*agent.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	ups, err := protocols.NewUpstreams(pg)
+	myCfg := cfg.MySQL
+	if myCfg.MaxMessage == 0 {
+		myCfg = mysql.DefaultConfig()
+	}
+	myCfg.Logger = log.With("protocol", "mysql")
+	myCfg.HashKey = hk[:]
+	myCfg.Metrics = mysql.NewMetrics(cfg.Registry, "agent")
+	my, err := mysql.NewUpstream(myCfg)
+	if err != nil {
+		return nil, err
+	}
+	ups, err := protocols.NewUpstreams(pg, my)
 	if err != nil {
 		return nil, err
 	}
 	return agent.New(agent.Config{
 		Name:      dsn.Name,
-		Dial:      func(ctx context.Context) (transport.Tunnel, error) { return grpctun.Dial(ctx, cc) },
+		Dial:      dial,
 		Protocols: ups,
 		Logger:    log.With("agent", dsn.Name),
 		OnTunnel:  cfg.OnTunnel,
 		Metrics:   agent.NewMetrics(cfg.Registry),
 	})
+}
+
+// tunnelDialer picks the tunnel transport by the DSN's scheme: quic:// dials
+// QUIC, grpc:// and grpcs:// dial gRPC.
+func tunnelDialer(dsn transport.DSN, log *slog.Logger, version string) (agent.DialFunc, error) {
+	if dsn.Scheme == transport.SchemeQUIC {
+		cc, err := quictun.ConfigFromDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		cc.Logger, cc.AgentVersion = log, version
+		return func(ctx context.Context) (transport.Tunnel, error) { return quictun.Dial(ctx, cc) }, nil
+	}
+	cc, err := grpctun.ConfigFromDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cc.Logger, cc.AgentVersion = log, version
+	return func(ctx context.Context) (transport.Tunnel, error) { return grpctun.Dial(ctx, cc) }, nil
 }
 
 // NewAgentRegistry returns the registry an agent process serves on

@@ -19,9 +19,11 @@ import (
 	"github.com/sluice-gw/sluice/control/auth"
 	"github.com/sluice-gw/sluice/control/pki"
 	"github.com/sluice-gw/sluice/control/store/sqlite"
+	"github.com/sluice-gw/sluice/protocols/mysql"
 	"github.com/sluice-gw/sluice/protocols/postgres"
 	"github.com/sluice-gw/sluice/transport"
 	grpctun "github.com/sluice-gw/sluice/transport/grpc"
+	quictun "github.com/sluice-gw/sluice/transport/quic"
 )
 
 // GatewayConfig is everything `sluice gateway` needs. Addresses may use port
@@ -31,6 +33,7 @@ type GatewayConfig struct {
 	APIAddr    string // SLUICE_API_ADDR
 	TunnelAddr string // SLUICE_TUNNEL_ADDR
 	PGAddr     string // SLUICE_PG_ADDR
+	MySQLAddr  string // SLUICE_MYSQL_ADDR; empty: no MySQL listener
 	// PublicTunnelAddr is what agent DSNs name; default: the bound tunnel address.
 	PublicTunnelAddr string
 	// PublicPGAddr is what `sluice connect` dials; default: the bound address.
@@ -40,6 +43,7 @@ type GatewayConfig struct {
 	// TunnelPlaintext serves the tunnel without TLS (loopback only).
 	TunnelPlaintext bool
 	Postgres        postgres.Config
+	MySQL           mysql.Config
 	Logger          *slog.Logger
 }
 
@@ -50,7 +54,9 @@ func DefaultGatewayConfig() GatewayConfig {
 		APIAddr:    "127.0.0.1:8009",
 		TunnelAddr: "127.0.0.1:8010",
 		PGAddr:     "127.0.0.1:15432",
+		MySQLAddr:  "127.0.0.1:13306",
 		Postgres:   postgres.DefaultConfig(),
+		MySQL:      mysql.DefaultConfig(),
 		Logger:     slog.Default(),
 	}
 }
@@ -58,6 +64,7 @@ func DefaultGatewayConfig() GatewayConfig {
 // Gateway is a running gateway process.
 type Gateway struct {
 	APIAddr, TunnelAddr, PGAddr string
+	MySQLAddr                   string // "" when no MySQL listener runs
 	DataDir                     string
 	Hub                         *transport.Hub
 	PKI                         *pki.PKI
@@ -124,17 +131,25 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		return nil, fmt.Errorf("api listener: %w", err)
 	}
 	g.closers = append(g.closers, func() { apiLn.Close() })
-	tunLn, err := net.Listen("tcp", cfg.TunnelAddr)
+	tunLn, tunPC, err := listenTunnel(cfg.TunnelAddr)
 	if err != nil {
-		return nil, fmt.Errorf("tunnel listener: %w", err)
+		return nil, err
 	}
-	g.closers = append(g.closers, func() { tunLn.Close() })
+	g.closers = append(g.closers, func() { tunLn.Close() }, func() { tunPC.Close() })
 	pgLn, err := net.Listen("tcp", cfg.PGAddr)
 	if err != nil {
 		return nil, fmt.Errorf("postgres listener: %w", err)
 	}
 	g.closers = append(g.closers, func() { pgLn.Close() })
 	g.APIAddr, g.TunnelAddr, g.PGAddr = apiLn.Addr().String(), tunLn.Addr().String(), pgLn.Addr().String()
+	var myLn net.Listener
+	if cfg.MySQLAddr != "" {
+		if myLn, err = net.Listen("tcp", cfg.MySQLAddr); err != nil {
+			return nil, fmt.Errorf("mysql listener: %w", err)
+		}
+		g.closers = append(g.closers, func() { myLn.Close() })
+		g.MySQLAddr = myLn.Addr().String()
+	}
 	publicTunnel := cfg.PublicTunnelAddr
 	if publicTunnel == "" {
 		publicTunnel = g.TunnelAddr
@@ -165,6 +180,18 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		return nil, fmt.Errorf("tunnel server: %w", err)
 	}
 	g.closers = append(g.closers, tun.Close)
+	// QUIC (quic:// agent DSNs) on the same port over UDP; always TLS 1.3.
+	qtun, err := quictun.NewServer(quictun.ServerConfig{
+		Verifier: g.Auth.VerifyAgent,
+		OnTunnel: g.Hub.Register,
+		TLS:      g.PKI.ServerTLSConfig(), // NewServer sets ALPN and TLS 1.3
+		Logger:   log,
+		OnRTT:    tm.observe,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quic tunnel server: %w", err)
+	}
+	g.closers = append(g.closers, qtun.Close)
 
 	pgCfg := cfg.Postgres
 	if pgCfg.MaxMessage == 0 {
@@ -177,6 +204,21 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 	front, err := postgres.NewFrontend(pgCfg, g.Auth, g.Auth, sink, g.Hub)
 	if err != nil {
 		return nil, err
+	}
+
+	var myFront *mysql.Frontend
+	if myLn != nil {
+		myCfg := cfg.MySQL
+		if myCfg.MaxMessage == 0 {
+			myCfg = mysql.DefaultConfig()
+		}
+		myCfg.Logger = log.With("protocol", "mysql")
+		myCfg.TLS = g.PKI.ServerTLSConfig()
+		myCfg.AllowPlaintextPassword = isLoopbackAddr(g.MySQLAddr)
+		myCfg.Metrics = mysql.NewMetrics(g.Registry, "gateway")
+		if myFront, err = mysql.NewFrontend(myCfg, g.Auth, g.Auth, sink, g.Hub); err != nil {
+			return nil, err
+		}
 	}
 
 	apiSrv, err := api.New(api.Config{
@@ -207,9 +249,37 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		return nil
 	})
 	g.goServe("tunnel", func() error { return tun.Serve(tunLn) })
+	g.goServe("quic tunnel", func() error { return qtun.Serve(tunPC) })
 	g.goServe("postgres", func() error { return front.Serve(ctx, pgLn) })
-	log.Info("gateway started", "api", g.APIAddr, "tunnel", g.TunnelAddr, "postgres", g.PGAddr, "data_dir", cfg.DataDir)
+	if myFront != nil {
+		g.goServe("mysql", func() error { return myFront.Serve(ctx, myLn) })
+	}
+	log.Info("gateway started", "api", g.APIAddr, "tunnel", g.TunnelAddr, "postgres", g.PGAddr, "mysql", g.MySQLAddr, "data_dir", cfg.DataDir)
 	return g, nil
+}
+
+// listenTunnel binds addr on TCP (gRPC) and the same port on UDP (QUIC).
+// With port 0 it retries until it finds a port free on both.
+func listenTunnel(addr string) (net.Listener, net.PacketConn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("tunnel listener: %w", err)
+	}
+	for try := 0; ; try++ {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("tunnel listener: %w", err)
+		}
+		_, bound, _ := net.SplitHostPort(ln.Addr().String())
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, bound))
+		if err == nil {
+			return ln, pc, nil
+		}
+		ln.Close()
+		if port != "0" || try == 9 {
+			return nil, nil, fmt.Errorf("tunnel listener (udp, for quic): %w", err)
+		}
+	}
 }
 
 func (g *Gateway) goServe(name string, serve func() error) {

@@ -1,0 +1,517 @@
+package mysql
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-gw/sluice/engine"
+	"github.com/sluice-gw/sluice/protocols"
+	"github.com/sluice-gw/sluice/transport"
+)
+
+// Frontend is the gateway side: it accepts MySQL clients, authenticates them
+// with an access token (mysql_clear_password), dispatches the session to the
+// agent and relays.
+type Frontend struct {
+	cfg     Config
+	auth    engine.Authenticator
+	authz   engine.Authorizer
+	audit   engine.AuditSink
+	tunnels protocols.Dispatcher
+	now     func() time.Time
+
+	ids connIDs
+	wg  sync.WaitGroup
+}
+
+var _ protocols.Frontend = (*Frontend)(nil)
+
+// NewFrontend wires a gateway-side MySQL protocol.
+func NewFrontend(cfg Config, auth engine.Authenticator, authz engine.Authorizer, audit engine.AuditSink, tunnels protocols.Dispatcher) (*Frontend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if audit == nil {
+		audit = engine.NopAudit{}
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil, "gateway")
+	}
+	return &Frontend{cfg: cfg, auth: auth, authz: authz, audit: audit, tunnels: tunnels, now: time.Now}, nil
+}
+
+// Name implements protocols.Frontend.
+func (f *Frontend) Name() string { return Name }
+
+// Serve accepts clients on ln until ctx ends or ln fails, then waits for
+// running sessions to finish.
+func (f *Frontend) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer f.wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.ServeConn(ctx, c)
+		}()
+	}
+}
+
+// clientErr is a login failure with the sequence id its ERR packet takes.
+type clientErr struct {
+	err error
+	seq byte
+}
+
+// ServeConn implements protocols.Frontend.
+func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
+	sess := &engine.Session{ID: newSessionID(), Protocol: Name, ClientAddr: c.RemoteAddr().String(), Start: f.now()}
+	log := f.cfg.Logger.With("session", sess.ID, "client", sess.ClientAddr)
+	id := f.ids.issue()
+	defer f.ids.forget(id)
+	conn, stream, ready, seq, err := f.startup(ctx, c, id, sess)
+	if err != nil {
+		f.fail(conn, sess, err, seq, log)
+		return
+	}
+	if stream == nil {
+		conn.Close()
+		return
+	}
+	f.ids.set(id, &killTarget{agent: sess.Plan.Agent, sessionID: sess.ID, user: sess.Identity.User})
+	m := f.cfg.Metrics
+	m.setup.Observe(f.now().Sub(sess.Start).Seconds())
+	m.active.Inc()
+	f.audit.SessionStarted(sess.Record("running", nil, time.Time{}))
+	err = f.relay(ctx, conn, stream, sess, ready)
+	m.active.Dec()
+	m.bytes.WithLabelValues("to_upstream").Add(float64(sess.BytesIn.Load()))
+	m.bytes.WithLabelValues("to_client").Add(float64(sess.BytesOut.Load()))
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		log.Info("session ended", "error", err)
+	}
+	m.sessions.WithLabelValues(sess.Plan.Connection, outcome).Inc()
+	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
+}
+
+func (f *Frontend) fail(c net.Conn, sess *engine.Session, err error, seq byte, log *slog.Logger) {
+	e := engine.AsError(err)
+	if e.Code != engine.CodeInternal || e.Err == nil || !isNetErr(e.Err) {
+		c.SetWriteDeadline(f.now().Add(5 * time.Second))
+		b, _ := appendPacket(nil, seq, engineErrPayload(e, true))
+		c.Write(b)
+	}
+	c.Close()
+	outcome := "error"
+	switch e.Code {
+	case engine.CodeAuthFailed:
+		outcome = "auth_failed"
+	case engine.CodeDenied, engine.CodeUnknownConnection:
+		outcome = "denied"
+	}
+	code, _ := errCode(e.Code, true)
+	log.Info("session refused", "code", code, "error", err)
+	f.cfg.Metrics.refusals.WithLabelValues(refusalReason(e.Code)).Inc()
+	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
+}
+
+const maxLoginPacket = 64 << 10
+
+// startup greets the client, takes the token, authorises and dispatches. It
+// returns the (maybe TLS) connection, the stream, the OK packet for the
+// client, and on failure the sequence id the ERR packet takes.
+func (f *Frontend) startup(ctx context.Context, c net.Conn, id uint32, sess *engine.Session) (net.Conn, transport.Stream, []byte, byte, error) {
+	conn := c
+	conn.SetDeadline(f.now().Add(f.cfg.StartupTimeout))
+	salt := make([]byte, 20)
+	rand.Read(salt)
+	for i := range salt { // printable, never NUL: some clients treat the salt as a C string
+		salt[i] = 0x21 + salt[i]%0x5e
+	}
+	caps := uint32(serverCaps)
+	if f.cfg.TLS != nil {
+		caps |= capSSL
+	}
+	g, _ := appendPacket(nil, 0, greeting(f.cfg.ServerVersion, id, salt, caps))
+	if _, err := conn.Write(g); err != nil {
+		return conn, nil, nil, 0, &engine.Error{Message: "greeting", Err: err}
+	}
+	buf := make([]byte, 0, 512)
+	p, seq, _, err := readPacket(conn, buf, maxLoginPacket)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return conn, nil, nil, 0, nil // a port probe
+		}
+		return conn, nil, nil, seq + 1, &engine.Error{Message: "reading handshake response", Err: err}
+	}
+	hr, err := parseHandshakeResponse(p)
+	if err != nil {
+		return conn, nil, nil, seq + 1, engine.Errorf(engine.CodeProtocol, "bad handshake: %v", err)
+	}
+	secure := false
+	if hr.sslOnly {
+		if f.cfg.TLS == nil {
+			return conn, nil, nil, seq + 1, engine.Errorf(engine.CodeProtocol, "bad handshake: TLS was not offered")
+		}
+		tc := tls.Server(conn, f.cfg.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return conn, nil, nil, 0, &engine.Error{Message: "tls handshake", Err: err}
+		}
+		conn, secure = tc, true
+		conn.SetDeadline(f.now().Add(f.cfg.StartupTimeout))
+		if p, seq, _, err = readPacket(conn, buf, maxLoginPacket); err != nil {
+			return conn, nil, nil, seq + 1, &engine.Error{Message: "reading handshake response", Err: err}
+		}
+		if hr, err = parseHandshakeResponse(p); err != nil || hr.sslOnly {
+			return conn, nil, nil, seq + 1, engine.Errorf(engine.CodeProtocol, "bad handshake")
+		}
+	}
+	seq++
+	sess.Identity.User = hr.user
+	sess.Requested = hr.db
+	switch {
+	case hr.user == "":
+		return conn, nil, nil, seq, engine.Errorf(engine.CodeAuthFailed, "no user name given: use your Sluice user name")
+	case !secure && !f.cfg.AllowPlaintextPassword:
+		return conn, nil, nil, seq, engine.Errorf(engine.CodeAuthFailed, "this gateway accepts tokens only over TLS; connect with --ssl-mode=REQUIRED (or tls=true)")
+	case hr.db == "":
+		return conn, nil, nil, seq, &engine.Error{Code: engine.CodeUnknownConnection, Message: "no connection named: pass the Sluice connection name as the database"}
+	}
+	token := hr.auth
+	if hr.plugin != pluginClear {
+		if hr.caps&capPluginAuth == 0 {
+			return conn, nil, nil, seq, engine.Errorf(engine.CodeAuthFailed, "the client must support the mysql_clear_password plugin")
+		}
+		sw, _ := appendPacket(nil, seq, authSwitch())
+		if _, err := conn.Write(sw); err != nil {
+			return conn, nil, nil, 0, &engine.Error{Message: "auth switch", Err: err}
+		}
+		p, s, _, err := readPacket(conn, buf, maxLoginPacket)
+		if err != nil {
+			return conn, nil, nil, seq + 2, &engine.Error{Message: "reading password", Err: err}
+		}
+		seq, token = s+1, p
+	}
+	for len(token) > 0 && token[len(token)-1] == 0 {
+		token = token[:len(token)-1]
+	}
+	if len(token) == 0 {
+		return conn, nil, nil, seq, engine.Errorf(engine.CodeAuthFailed, "no access token given (did the client refuse mysql_clear_password? see the README)")
+	}
+	ident, err := f.auth.Authenticate(ctx, hr.user, string(token))
+	if err != nil {
+		return conn, nil, nil, seq, err
+	}
+	sess.Identity = ident
+	plan, err := f.authz.Authorize(ctx, ident, hr.db, Name)
+	if err != nil {
+		return conn, nil, nil, seq, err
+	}
+	sess.Plan = plan
+	hdr := transport.Header{
+		SessionID:  sess.ID,
+		Kind:       transport.KindSession,
+		Connection: plan.Connection,
+		Protocol:   Name,
+		Target:     plan.Target,
+		User:       ident.User,
+		Params: map[string]string{
+			"caps":    strconv.FormatUint(uint64(hr.caps&forwardedCaps), 10),
+			"charset": strconv.Itoa(int(hr.charset)),
+		},
+		Policy: plan.Policy.Encode(),
+	}
+	conn.SetDeadline(f.now().Add(f.cfg.ConnectTimeout + 5*time.Second))
+	dctx, cancel := context.WithTimeout(ctx, f.cfg.ConnectTimeout)
+	defer cancel()
+	stream, err := f.tunnels.Open(dctx, plan.Agent, hdr)
+	if err != nil {
+		msg := "agent " + plan.Agent + " is unreachable"
+		if errors.Is(err, transport.ErrAgentOffline) {
+			msg = "agent " + plan.Agent + " is offline"
+		}
+		return conn, nil, nil, seq, &engine.Error{Code: engine.CodeAgentOffline, Message: msg, Err: err}
+	}
+	timer := time.AfterFunc(f.cfg.ConnectTimeout, func() { stream.Close() })
+	rep, _, _, err := readPacket(stream, buf, maxLoginPacket)
+	timer.Stop()
+	if err != nil {
+		stream.Close()
+		if errors.Is(err, transport.ErrTunnelClosed) {
+			return conn, nil, nil, seq, &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + plan.Agent + " disconnected", Err: err}
+		}
+		return conn, nil, nil, seq, &engine.Error{Code: engine.CodeUpstream, Message: "no answer from agent " + plan.Agent + " for the upstream login", Err: err}
+	}
+	if len(rep) == 0 || rep[0] != 0x00 {
+		stream.Close()
+		_, _, msg, ok := parseErr(rep)
+		if !ok {
+			msg = "upstream refused the session"
+		}
+		b, _ := appendPacket(nil, seq, rep)
+		conn.Write(b)
+		conn.Close()
+		f.audit.SessionEnded(sess.Record("error", errors.New(msg), f.now()))
+		return conn, nil, nil, 0, nil
+	}
+	ok, _ := appendPacket(nil, seq, rep)
+	conn.SetDeadline(time.Time{})
+	return conn, stream, ok, 0, nil
+}
+
+// killRe matches the KILL statements the gateway maps to the upstream.
+var killRe = regexp.MustCompile(`(?is)^\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(QUERY|CONNECTION)?\s*(\d+)\s*;?\s*$`)
+
+// killCommand answers a KILL [QUERY|CONNECTION] <gateway id> (COM_QUERY) or
+// COM_PROCESS_KILL: the id is one the gateway handed out, and becomes the
+// upstream thread id on the agent. Only the same Sluice user's sessions can
+// be killed. handled is false for anything else.
+func (f *Frontend) killCommand(ctx context.Context, p []byte, sess *engine.Session) (resp []byte, handled bool) {
+	var id uint64
+	query := false
+	switch {
+	case len(p) == 5 && p[0] == comProcessKill:
+		id = uint64(binary.LittleEndian.Uint32(p[1:]))
+	case len(p) > 5 && p[0] == comQuery && (p[1]|0x20 == 'k' || p[1] == ' ' || p[1] == '\t' || p[1] == '\n'):
+		m := killRe.FindSubmatch(p[1:])
+		if m == nil {
+			if kw := killWord.Match(p[1:]); kw {
+				return errPayload(erSpecificAccess, "42000", "KILL through Sluice takes the form KILL [QUERY|CONNECTION] <id>, with the id from the client's own connection"), true
+			}
+			return nil, false
+		}
+		query = len(m[1]) > 0 && (m[1][0]|0x20) == 'q'
+		var err error
+		if id, err = strconv.ParseUint(string(m[2]), 10, 32); err != nil {
+			return errPayload(erNoSuchThread, "HY000", "Unknown thread id: "+string(m[2])), true
+		}
+	default:
+		return nil, false
+	}
+	t := f.ids.lookup(uint32(id))
+	if t == nil || t.user != sess.Identity.User {
+		return errPayload(erNoSuchThread, "HY000", fmt.Sprintf("Unknown thread id: %d", id)), true
+	}
+	mode := "connection"
+	if query {
+		mode = "query"
+	}
+	cctx, done := context.WithTimeout(ctx, 10*time.Second)
+	defer done()
+	s, err := f.tunnels.Open(cctx, t.agent, transport.Header{
+		SessionID: newSessionID(),
+		Kind:      transport.KindCancel,
+		Protocol:  Name,
+		Params:    map[string]string{"session": t.sessionID, "mode": mode},
+	})
+	if err != nil {
+		return engineErrPayload(&engine.Error{Code: engine.CodeAgentOffline, Message: "agent " + t.agent + " is unreachable"}, false), true
+	}
+	timer := time.AfterFunc(10*time.Second, func() { s.Close() })
+	io.Copy(io.Discard, s) // the agent closes once the KILL ran
+	timer.Stop()
+	s.Close()
+	return okPayload(statusAutocommit), true
+}
+
+var killWord = regexp.MustCompile(`(?i)^\s*KILL\b`)
+
+// relay runs the steady state until either side ends.
+func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.Stream, sess *engine.Session, ready []byte) error {
+	cw := &lockedWriter{w: conn, n: &sess.BytesOut}
+	if err := cw.write(ready); err != nil {
+		stream.Close()
+		conn.Close()
+		return nil
+	}
+	upDone := make(chan error, 1)
+	go func() { upDone <- f.requests(ctx, conn, stream, cw, sess) }()
+	downDone := make(chan error, 1)
+	go func() { downDone <- f.responses(stream, cw, sess) }()
+	stop := context.AfterFunc(ctx, func() { stream.Close(); conn.Close() })
+	defer stop()
+	select {
+	case err := <-upDone:
+		stream.Close()
+		<-downDone
+		var tooBig *errPacketTooLarge
+		if errors.As(err, &tooBig) {
+			conn.SetWriteDeadline(f.now().Add(5 * time.Second))
+			b, _ := appendPacket(nil, 1, errPayload(erNetPacketTooBig, "08S01", "Got a packet bigger than the gateway's limit: "+tooBig.Error()))
+			cw.write(b)
+		}
+		conn.Close()
+		if ctx.Err() != nil {
+			return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
+		}
+		var werr *writeError
+		if err == nil || isNetErr(err) || errors.As(err, &werr) {
+			return nil
+		}
+		return err
+	case err := <-downDone:
+		conn.Close()
+		stream.Close()
+		<-upDone
+		if ctx.Err() != nil {
+			return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
+		}
+		var werr *writeError
+		if err == nil || errors.As(err, &werr) || errors.Is(err, io.EOF) {
+			return nil
+		}
+		return &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + sess.Plan.Agent + " disconnected", Err: err}
+	}
+}
+
+// requests relays client commands to the agent, answering KILL itself.
+func (f *Frontend) requests(ctx context.Context, conn net.Conn, stream transport.Stream, cw *lockedWriter, sess *engine.Session) error {
+	src := bufio.NewReaderSize(conn, f.cfg.BufferSize)
+	r := &relayer{src: src, dst: bufio.NewWriterSize(stream, f.cfg.BufferSize), n: &sess.BytesIn}
+	for {
+		ln, seq, err := r.header()
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		if ln > 5 && ln <= src.Size() && ln <= 4096 || ln == 5 {
+			p, err := src.Peek(ln)
+			if err != nil {
+				return io.ErrUnexpectedEOF
+			}
+			if p[0] == comQuery || p[0] == comProcessKill {
+				if resp, ok := f.killCommand(ctx, p, sess); ok {
+					src.Discard(ln)
+					if err := r.flush(); err != nil {
+						return err
+					}
+					b, _ := appendPacket(nil, seq+1, resp)
+					if err := cw.write(b); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+		}
+		size := 0
+		for {
+			size += ln
+			if size > f.cfg.MaxMessage {
+				return &errPacketTooLarge{size: size, max: f.cfg.MaxMessage}
+			}
+			if err := r.writeHeader(ln, seq); err != nil {
+				return err
+			}
+			if err := r.copyN(ln); err != nil {
+				return err
+			}
+			if ln < maxPart {
+				break
+			}
+			if ln, seq, err = r.header(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// responses relays the agent's packets to the client, recording the
+// denials the agent reports (ERR 1142 from guardrails or masking).
+func (f *Frontend) responses(stream transport.Stream, cw *lockedWriter, sess *engine.Session) error {
+	src := bufio.NewReaderSize(stream, f.cfg.BufferSize)
+	r := &relayer{src: src, dst: bufio.NewWriterSize(cw, f.cfg.BufferSize), n: new(atomic.Int64)}
+	cont := false
+	for {
+		ln, seq, err := r.header()
+		if err != nil {
+			return err
+		}
+		if !cont && ln >= 9 && ln <= 4096 {
+			if p, err := src.Peek(ln); err == nil && p[0] == 0xff {
+				f.watchDenial(p, sess)
+			}
+		}
+		if err := r.writeHeader(ln, seq); err != nil {
+			return err
+		}
+		if err := r.copyN(ln); err != nil {
+			return err
+		}
+		cont = ln == maxPart
+	}
+}
+
+func (f *Frontend) watchDenial(p []byte, sess *engine.Session) {
+	code, _, msg, ok := parseErr(p)
+	if !ok || code != erTableAccess {
+		return
+	}
+	switch {
+	case len(msg) >= 16 && msg[:16] == "statement denied":
+		f.cfg.Metrics.denials.WithLabelValues("guardrail").Inc()
+	case len(msg) >= 8 && msg[:8] == "masking:":
+		f.cfg.Metrics.denials.WithLabelValues("masking").Inc()
+	default:
+		return
+	}
+	sess.Denied(msg)
+}
+
+func newSessionID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func refusalReason(c engine.Code) string {
+	switch c {
+	case engine.CodeAuthFailed:
+		return "auth_failed"
+	case engine.CodeUnknownConnection:
+		return "unknown_connection"
+	case engine.CodeDenied:
+		return "denied"
+	case engine.CodeAgentOffline, engine.CodeAgentLost:
+		return "agent_offline"
+	case engine.CodeTooLarge, engine.CodeProtocol:
+		return "protocol_error"
+	case engine.CodeUpstream:
+		return "upstream_error"
+	case engine.CodeShutdown:
+		return "shutdown"
+	}
+	return "internal_error"
+}
