@@ -10,6 +10,9 @@ FUZZTIME ?= 30s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
+# The PostgreSQL end-to-end tests that run over every tunnel transport.
+E2E_PG_TESTS := Tunnel|Psql|Upstream|Pgbench|Copy|Hundred|Pgx|Native|Garbage|Stalled|Oversize|Vanish|Revoked|Masking|Guardrail|Allowed|Policy|Inspection|CLI|Memory|Metrics
+
 .PHONY: help build deps demo test fuzz lint proto bench bench-quick
 
 help: ## List the targets
@@ -30,6 +33,8 @@ demo: deps build ## Run gateway + agent + a scratch PostgreSQL on loopback, read
 test: deps ## go vet and all tests (what CI runs)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 30m ./...
+	@echo "==> the PostgreSQL end-to-end suite again, over the QUIC tunnel"
+	SLUICE_E2E_TUNNEL=quic $(GO) test -count=1 -timeout 20m -run '$(E2E_PG_TESTS)' ./e2e
 
 fuzz: ## Run every Fuzz* target in the tree for FUZZTIME each (default 30s)
 	@found=0; \

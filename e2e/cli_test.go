@@ -140,7 +140,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	if strings.Count(dsn, "\n") != 0 || !strings.HasPrefix(dsn, "grpcs://cli-agent:") || !strings.Contains(dsn, "ca=sha256:") {
 		t.Fatalf("create agent printed %q, want one grpcs DSN line pinning the CA", dsn)
 	}
-	startProc(t, append(env, "SLUICE_KEY="+dsn), bin, "agent")
+	startProc(t, append(env, "SLUICE_KEY="+tunnelDSN(dsn)), bin, "agent")
 
 	yaml := fmt.Sprintf(`kind: user
 name: bob

@@ -170,7 +170,18 @@ func (e *env) createAgent(name string) string {
 	if out.DSN == "" {
 		panic("create agent returned no dsn")
 	}
-	return out.DSN
+	return tunnelDSN(out.DSN)
+}
+
+// tunnelDSN switches an agent DSN to the transport under test:
+// SLUICE_E2E_TUNNEL=quic runs the suite over QUIC (same key, pin and port).
+func tunnelDSN(dsn string) string {
+	if os.Getenv("SLUICE_E2E_TUNNEL") == "quic" {
+		if rest, ok := strings.CutPrefix(dsn, "grpcs://"); ok {
+			return "quic://" + rest
+		}
+	}
+	return dsn
 }
 
 // startAgent runs an in-process agent; the returned func stops it.

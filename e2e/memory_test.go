@@ -49,7 +49,7 @@ func TestMaskedStreamMemoryIsFlat(t *testing.T) {
 	gw := startProc(t, env, bin, "gateway")
 	waitHTTP(t, "http://"+apiAddr+"/healthz", gw)
 	dsn := strings.TrimSpace(cli(t, env, "", "admin", "create", "agent", "mem-agent"))
-	ag := startProc(t, append(env, "SLUICE_KEY="+dsn), bin, "agent")
+	ag := startProc(t, append(env, "SLUICE_KEY="+tunnelDSN(dsn)), bin, "agent")
 	yaml := fmt.Sprintf("kind: connection\nname: pg-mem\nagent: mem-agent\ntype: postgres\ntarget: %s\nmasking:\n  columns: [\"*.email\"]\n  detectors: [email, credit_card]\n---\nkind: user\nname: mem\n",
 		E.pg.URL("app", "app-secret", "app"))
 	f := filepath.Join(data, "mem.yaml")

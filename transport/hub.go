@@ -81,3 +81,10 @@ func (h *Hub) Open(ctx context.Context, agent string, hd Header) (Stream, error)
 	}
 	return s, nil
 }
+
+// Tunnel returns agent name's live tunnel, or nil.
+func (h *Hub) Tunnel(name string) Tunnel {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.tunnels[name]
+}
