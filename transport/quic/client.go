@@ -1,18 +1,13 @@
 package quictun
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -114,44 +109,10 @@ func clientTLS(cfg ClientConfig, host string) (*tls.Config, error) {
 	if cfg.CAPin == "" {
 		return tc, nil
 	}
-	if err := transport.CheckCAPin(cfg.CAPin); err != nil {
+	if err := transport.PinCA(tc, cfg.CAPin); err != nil {
 		return nil, fmt.Errorf("quictun: %w", err)
 	}
-	want, _ := hex.DecodeString(strings.TrimPrefix(strings.ToLower(cfg.CAPin), "sha256:"))
-	serverName := tc.ServerName
-	tc.InsecureSkipVerify = true // replaced by VerifyConnection below
-	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		return verifyPinned(cs.PeerCertificates, want, serverName)
-	}
 	return tc, nil
-}
-
-// verifyPinned requires a certificate in chain whose sha256 is pin and a
-// leaf that verifies against it as the only root (as grpctun does).
-func verifyPinned(chain []*x509.Certificate, pin []byte, serverName string) error {
-	if len(chain) == 0 {
-		return errors.New("quictun: gateway presented no certificate")
-	}
-	var ca *x509.Certificate
-	inter := x509.NewCertPool()
-	for _, c := range chain {
-		sum := sha256.Sum256(c.Raw)
-		if bytes.Equal(sum[:], pin) {
-			ca = c
-		} else if c != chain[0] {
-			inter.AddCert(c)
-		}
-	}
-	if ca == nil {
-		return errors.New("quictun: gateway certificate chain does not contain the pinned CA")
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: serverName})
-	if err != nil {
-		return fmt.Errorf("quictun: gateway certificate does not verify against the pinned CA: %w", err)
-	}
-	return nil
 }
 
 // ClientTunnel is the agent's end of the tunnel. It implements
