@@ -48,12 +48,21 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 }
 
 // value returns the counter/gauge value or histogram count of the series of
-// name whose labels include want.
+// name whose labels include want; the series must exist.
 func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
 	t.Helper()
+	v, found := lookup(fams, name, want)
+	if !found {
+		t.Fatalf("no %s series with %v", name, want)
+	}
+	return v
+}
+
+// lookup is value without failing: found is false when no series matches.
+func lookup(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
 	f := fams[name]
 	if f == nil {
-		t.Fatalf("series %s missing", name)
+		return 0, false
 	}
 	total, found := 0.0, false
 next:
@@ -77,10 +86,7 @@ next:
 			total += float64(m.Histogram.GetSampleCount())
 		}
 	}
-	if !found {
-		t.Fatalf("no %s series with %v", name, want)
-	}
-	return total
+	return total, found
 }
 
 func TestMetricsAfterPsqlSession(t *testing.T) {
@@ -113,7 +119,7 @@ func TestMetricsAfterPsqlSession(t *testing.T) {
 	var gw map[string]*dto.MetricFamily
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		gw = scrape(t, "http://"+E.gw.APIAddr+"/metrics")
-		if f := gw["sluice_sessions_total"]; f != nil && value(t, gw, "sluice_sessions_total", conn) >= 1 {
+		if v, ok := lookup(gw, "sluice_sessions_total", conn); ok && v >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
