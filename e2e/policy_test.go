@@ -307,3 +307,26 @@ func TestStatementAboveInspectionLimit(t *testing.T) {
 		t.Fatalf("masking only: out %q err %v %s", out, err, errOut)
 	}
 }
+
+// The review's bypass: switching the client encoding would make the server
+// read a statement differently from the guardrail. It is denied.
+func TestEncodingChangeDeniedUnderGuardrails(t *testing.T) {
+	policyConn(t)
+	out, errOut := psqlOut(t, "pg-policy", "SET client_encoding = 'SJIS'")
+	if !strings.Contains(errOut, "client_encoding") || out != "" {
+		t.Fatalf("encoding change not denied: %q %s", out, errOut)
+	}
+	out, _ = psqlOut(t, "pg-policy", "SHOW client_encoding")
+	if out != "UTF8" {
+		t.Fatalf("guarded session runs with client_encoding %q", out)
+	}
+}
+
+// Rows and statements larger than the relay buffer are inspected whole.
+func TestLargeRowsUnderPolicy(t *testing.T) {
+	policyConn(t)
+	out, errOut := psqlOut(t, "pg-policy", "SELECT length(repeat('ab', 150000) || 'ada@example.com'), repeat('x', 200000) || ' ada@example.com'")
+	if !strings.HasPrefix(out, "300015|") || strings.Contains(out, "ada@example.com") {
+		t.Fatalf("large row: %d bytes, err %s", len(out), errOut)
+	}
+}

@@ -267,6 +267,9 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session
 	key, ready, err := f.upstreamReady(stream, buf, sess, plan)
 	timer.Stop()
 	if err != nil {
+		if key.pid != 0 {
+			f.cancels.forget(key)
+		}
 		stream.Close()
 		if errors.Is(err, errUpstreamRefused) {
 			// the agent's ErrorResponse is already in ready

@@ -23,10 +23,11 @@ type column struct {
 type colAction uint8
 
 const (
-	actNone   colAction = iota
-	actDetect           // content detectors on a text value
-	actForce            // a column rule: mask the whole value
-	actNull             // a column rule on a value that cannot be masked type-validly
+	actNone        colAction = iota
+	actDetect                // content detectors on a text value
+	actForce                 // a column rule: mask the whole value
+	actNull                  // a column rule on a value that cannot be masked type-validly
+	actDetectJSONB           // detectors on a binary jsonb value, past its version byte
 )
 
 // rowPlan says what to do with each value of the rows of one result.
@@ -119,6 +120,12 @@ func (c *conversation) planFor(cols []column, formats []int16) *rowPlan {
 			p.actions[i] = actNull
 		case m.detecting() && (textual || f == 0 && !opaqueTypes[col.typeOID]):
 			p.actions[i] = actDetect
+		case m.detecting() && f != 0 && col.typeOID == 3802:
+			p.actions[i] = actDetectJSONB
+		case m.detecting() && f != 0 && !opaqueTypes[col.typeOID]:
+			// A binary value of a type we cannot read (composite, extension
+			// type): it may carry text the detectors would catch: fail closed.
+			p.actions[i] = actNull
 		}
 		if p.actions[i] != actNone {
 			p.active = true
@@ -156,6 +163,12 @@ func (c *conversation) maskRow(msg []byte, p *rowPlan, out []byte) ([]byte, erro
 		return nil, errors.New("malformed DataRow")
 	}
 	n := int(binary.BigEndian.Uint16(body))
+	if !p.unknown && n != len(p.actions) {
+		// The description does not fit the rows: never guess which column is which.
+		c.dropping = true
+		c.maskFailure("column_mismatch")
+		return appendPgError(out, "ERROR", "42501", "masking: result rows do not match their description; the result is withheld"), nil
+	}
 	pos := 2
 	rebuilding := false
 	start := len(out)
@@ -185,9 +198,20 @@ func (c *conversation) maskRow(msg []byte, p *rowPlan, out []byte) ([]byte, erro
 		v := body[pos+4 : vEnd]
 		var masked []byte
 		var kinds uint64
-		if act == actNull {
+		switch {
+		case act == actNull:
 			kinds = 1 << 63
-		} else {
+		case act == actDetectJSONB && len(v) > 1:
+			// Mask the JSON text after the version byte; if the length would
+			// change, the value cannot stay valid in place: NULL it.
+			var inner []byte
+			inner, kinds = m.mask(c.tmp[:0], v[1:], false)
+			if kinds != 0 && (len(inner) != len(v)-1 || &inner[0] != &v[1]) {
+				act = actNull
+			}
+			masked = v
+		case act == actDetectJSONB:
+		default:
 			masked, kinds = m.mask(c.tmp[:0], v, act == actForce)
 		}
 		changed := kinds != 0

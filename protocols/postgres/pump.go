@@ -73,8 +73,9 @@ func (p *pump) run() error {
 	end := 0 // p.buf[:end] holds unforwarded bytes, starting at a message boundary
 	defer p.shrink(0)
 	for {
-		if p.base != nil && end <= len(p.base) {
-			p.shrink(end)
+		if p.base != nil && end <= len(p.base) &&
+			(end < 5 || 1+int(binary.BigEndian.Uint32(p.buf[1:5])) <= len(p.base)) {
+			p.shrink(end) // the pending message fits the normal buffer again
 		}
 		nr, rerr := p.src.Read(p.buf[end:])
 		end += nr

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // chunkReader delivers its bytes in odd-sized pieces, like a real socket.
@@ -124,4 +125,42 @@ func FuzzFraming(f *testing.F) {
 			t.Fatal("clean end but not everything forwarded")
 		}
 	})
+}
+
+// wantAll is an inspector that wants every message and changes nothing.
+type wantAll struct{ seen int }
+
+func (w *wantAll) wants(byte) bool { return true }
+func (w *wantAll) inspect(msg, out []byte) ([]byte, error) {
+	w.seen++
+	return msg, nil
+}
+func (w *wantAll) tooLarge(head []byte, size int, out []byte) ([]byte, bool, error) {
+	return nil, true, nil
+}
+
+// TestPumpInspectsMessagesLargerThanItsBuffer: an inspected message above
+// the buffer size is held whole (the buffer grows, then shrinks back), and
+// the stream stays exact.
+func TestPumpInspectsMessagesLargerThanItsBuffer(t *testing.T) {
+	in := stream(appendMessage(nil, 'D', bytes.Repeat([]byte("z"), 100_000)), appendMessage(nil, 'C', []byte("SELECT 1\x00")),
+		appendMessage(nil, 'D', bytes.Repeat([]byte("w"), 300_000)))
+	var n atomic.Int64
+	out := &countingWriter{}
+	w := &wantAll{}
+	p := &pump{src: &chunkReader{b: in, rnd: rand.New(rand.NewPCG(3, 3))}, dst: out, buf: make([]byte, 8192), max: 1 << 20, n: &n,
+		insp: w, maxInspect: 1 << 20, grow: func(n int) []byte { return make([]byte, n) }, release: func([]byte) {}}
+	done := make(chan error, 1)
+	go func() { done <- p.run() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("pump spun on a message larger than its buffer")
+	}
+	if !bytes.Equal(out.Bytes(), in) || w.seen != 3 {
+		t.Fatalf("relayed %d of %d bytes, inspected %d messages", out.Len(), len(in), w.seen)
+	}
 }

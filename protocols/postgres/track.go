@@ -132,12 +132,30 @@ func (c *conversation) pop() expect {
 	return e
 }
 
+// popKind pops the oldest request, which must be one of kinds: a response
+// the tracking cannot attribute ends the session rather than risk sending a
+// row unmasked or a denial out of place (fail closed).
+func (c *conversation) popKind(resp byte, kinds ...expKind) (expect, error) {
+	e, ok := c.front()
+	if ok {
+		for _, k := range kinds {
+			if e.kind == k {
+				return c.pop(), nil
+			}
+		}
+	}
+	return expect{}, fmt.Errorf("protocol tracking lost: response %q does not answer the pending request", resp)
+}
+
 // skipToSync drops requests the server will skip after an error.
 func (c *conversation) skipToSync() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.pending) > 0 && c.pending[0].kind != expSync && c.pending[0].kind != expQuery && c.pending[0].kind != expFunc {
-		c.pending = c.pending[1:]
+	if len(c.pending) > 0 && (c.pending[0].kind == expQuery || c.pending[0].kind == expFunc) {
+		return // an error inside a simple Query: its ReadyForQuery still comes
+	}
+	for len(c.pending) > 0 && c.pending[0].kind != expSync {
+		c.pending = c.pending[1:] // the server skips queries too until Sync
 	}
 }
 
@@ -196,6 +214,10 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 	switch typ {
 	case 'Q':
 		sql, _, _ := cstring(body)
+		if c.policy.guard != nil && changesEncoding(sql) {
+			c.denials++
+			return appendRaise(out, "client-encoding", encodingDenial), c.push(expect{kind: expQuery})
+		}
 		if g := c.policy.guard; g != nil {
 			if d := c.check(g, sql); !d.allow {
 				c.denials++
@@ -208,6 +230,12 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 		sql, _, ok2 := cstring(rest)
 		if !ok || !ok2 {
 			return nil, errors.New("malformed Parse")
+		}
+		if c.policy.guard != nil && changesEncoding(sql) {
+			c.denials++
+			c.denied[name] = encodingDenial
+			c.skipping, c.skipReason = true, encodingDenial
+			return nil, nil
 		}
 		if g := c.policy.guard; g != nil {
 			if d := c.check(g, sql); !d.allow {
@@ -248,11 +276,14 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 		portal, _, _ := cstring(body)
 		return msg, c.push(expect{kind: expExecute, name: portal})
 	case 'C':
-		if len(body) >= 2 && body[0] == 'S' {
-			name, _, _ := cstring(body[1:])
+		if len(body) < 2 {
+			return nil, errors.New("malformed Close")
+		}
+		name, _, _ := cstring(body[1:])
+		if body[0] == 'S' {
 			delete(c.denied, name)
 		}
-		return msg, c.push(expect{kind: expClose})
+		return msg, c.push(expect{kind: expClose, name: name, stmt: string(body[:1])})
 	case 'S':
 		e := expect{kind: expSync}
 		if c.skipping {
@@ -261,7 +292,10 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 		}
 		return msg, c.push(e)
 	case 'F':
-		return msg, c.push(expect{kind: expFunc})
+		// A FunctionCall runs any function by OID with no SQL to check and
+		// returns a value no row description describes: refused under a policy.
+		c.denials++
+		return appendRaise(out, "function-call", "statement denied: the FunctionCall protocol message is not allowed on a connection with a policy"), c.push(expect{kind: expQuery})
 	}
 	return msg, nil // Flush
 }
@@ -278,6 +312,46 @@ func (c *conversation) check(g statementGuard, sql string) guardDecision {
 	}
 	c.metrics.guardDecisions.WithLabelValues(rule, outcome, path).Inc()
 	return d
+}
+
+const encodingDenial = "statement denied: changing client_encoding is not allowed on a connection with guardrails (statements are checked as UTF-8)"
+
+// changesEncoding reports whether sql may change the session's
+// client_encoding (SET/RESET client_encoding, SET NAMES, set_config):
+// guardrails read statements as UTF-8, so the encoding must stay UTF-8.
+// Deliberately coarse: any mention is enough.
+func changesEncoding(sql string) bool {
+	l := strings.ToLower(sql)
+	if strings.Contains(l, "set_config") {
+		return true
+	}
+	for i := strings.Index(l, "client_encoding"); i >= 0; {
+		before := strings.TrimRight(l[:i], " \t\r\n\"")
+		for _, w := range []string{"set", "reset", "session", "local"} {
+			if strings.HasSuffix(before, w) {
+				return true
+			}
+		}
+		j := strings.Index(l[i+15:], "client_encoding")
+		if j < 0 {
+			break
+		}
+		i += 15 + j
+	}
+	for i := strings.Index(l, "names"); i >= 0; {
+		before := strings.TrimRight(l[:i], " \t\r\n")
+		after := strings.TrimLeft(l[i+5:], " \t\r\n")
+		// SET NAMES 'x' (not UPDATE ... SET names = ...)
+		if strings.HasSuffix(before, "set") && !strings.HasPrefix(after, "=") {
+			return true
+		}
+		j := strings.Index(l[i+5:], "names")
+		if j < 0 {
+			break
+		}
+		i += 5 + j
+	}
+	return false
 }
 
 // bindResultFormats reads the result-column format codes at the end of a
@@ -332,7 +406,7 @@ func denyMessage(rule, reason string) string {
 // serverSide inspects responses: masking, and reporting denials.
 type serverSide struct{ c *conversation }
 
-var serverWants = [256]bool{'1': true, '2': true, '3': true, 'T': true, 'n': true, 'D': true, 'C': true, 'I': true, 's': true, 'E': true, 'N': true, 'Z': true, 'H': true, 'd': true, 'c': true, 'A': true, 'V': true}
+var serverWants = [256]bool{'S': true, 't': true, '1': true, '2': true, '3': true, 'T': true, 'n': true, 'D': true, 'C': true, 'I': true, 's': true, 'E': true, 'N': true, 'Z': true, 'H': true, 'd': true, 'c': true, 'A': true, 'V': true}
 
 func (s serverSide) wants(typ byte) bool { return serverWants[typ] }
 
@@ -377,10 +451,49 @@ func (s serverSide) inspect(msg []byte, out []byte) ([]byte, error) {
 	c := s.c
 	typ := msg[0]
 	switch typ {
-	case '1', '2', '3', 'n':
-		e := c.pop()
-		if typ == '2' && e.kind == expBind {
-			c.portals[e.name] = c.planFor(c.stmts[e.stmt], e.formats)
+	case '1':
+		e, err := c.popKind(typ, expParse)
+		if err != nil {
+			return nil, err
+		}
+		delete(c.stmts, e.name) // a new statement under this name: its old description is stale
+		return msg, nil
+	case '2':
+		e, err := c.popKind(typ, expBind)
+		if err != nil {
+			return nil, err
+		}
+		c.portals[e.name] = c.planFor(c.stmts[e.stmt], e.formats)
+		return msg, nil
+	case '3':
+		e, err := c.popKind(typ, expClose)
+		if err != nil {
+			return nil, err
+		}
+		if e.stmt == "S" {
+			delete(c.stmts, e.name)
+		} else {
+			delete(c.portals, e.name)
+		}
+		return msg, nil
+	case 'n':
+		if _, err := c.popKind(typ, expDescribeStmt, expDescribePortal); err != nil {
+			return nil, err
+		}
+		return msg, nil
+	case 't':
+		if e, _ := c.front(); e.kind != expDescribeStmt {
+			return nil, fmt.Errorf("protocol tracking lost: ParameterDescription without Describe")
+		}
+		return msg, nil
+	case 'S':
+		// ParameterStatus: the server's encoding must stay what guardrails read.
+		if c.policy.guard != nil {
+			name, rest, _ := cstring(msg[5:])
+			val, _, _ := cstring(rest)
+			if name == "client_encoding" && !strings.EqualFold(val, "UTF8") {
+				return nil, fmt.Errorf("client_encoding changed to %s on a guarded connection", val)
+			}
 		}
 		return msg, nil
 	case 'T':
@@ -396,8 +509,10 @@ func (s serverSide) inspect(msg []byte, out []byte) ([]byte, error) {
 		case expDescribePortal:
 			c.pop()
 			c.portals[e.name] = c.planFor(cols, nil)
-		default: // simple query: rows follow at once
+		case expQuery: // simple query: rows follow at once
 			c.cur = c.planFor(cols, nil)
+		default:
+			return nil, fmt.Errorf("protocol tracking lost: RowDescription without Describe or Query")
 		}
 		return msg, nil
 	case 'D':
@@ -406,15 +521,35 @@ func (s serverSide) inspect(msg []byte, out []byte) ([]byte, error) {
 		}
 		e, _ := c.front()
 		plan := c.cur
-		if e.kind == expExecute {
-			plan = c.portals[e.name]
+		switch e.kind {
+		case expExecute:
+			var known bool
+			if plan, known = c.portals[e.name]; !known {
+				// A portal we never saw bound (a SQL cursor): no columns known.
+				plan = c.planFor(nil, nil)
+				c.portals[e.name] = plan
+			}
+		case expQuery:
+			if plan == nil && c.policy.mask != nil {
+				plan = c.planFor(nil, nil) // rows without a RowDescription: fail closed
+				c.cur = plan
+			}
+		default:
+			return nil, fmt.Errorf("protocol tracking lost: DataRow without Execute or Query")
 		}
 		return c.maskRow(msg, plan, out)
 	case 'C', 'I', 's':
-		if e, _ := c.front(); e.kind == expExecute {
+		switch e, _ := c.front(); e.kind {
+		case expExecute:
 			c.pop()
+		case expQuery:
+		default:
+			return nil, fmt.Errorf("protocol tracking lost: %q without Execute or Query", typ)
 		}
 		c.cur = nil
+		if typ == 'C' && (bytes.HasPrefix(msg[5:], []byte("DECLARE CURSOR")) || bytes.HasPrefix(msg[5:], []byte("CLOSE CURSOR"))) {
+			clear(c.portals) // SQL cursors are portals too: never trust a plan across them
+		}
 		if c.dropping {
 			c.dropping = false
 			return nil, nil
@@ -434,7 +569,13 @@ func (s serverSide) inspect(msg []byte, out []byte) ([]byte, error) {
 	case 'V':
 		return msg, nil
 	case 'Z':
-		e := c.pop()
+		e, err := c.popKind(typ, expSync, expQuery, expFunc)
+		if err != nil {
+			return nil, err
+		}
+		if len(msg) >= 6 && msg[5] == 'I' {
+			clear(c.portals) // portals end with their transaction
+		}
 		errSeen := c.errSeen
 		c.errSeen, c.dropping, c.copyOut, c.cur = false, false, false, nil
 		if e.deny != "" && !errSeen {

@@ -116,3 +116,109 @@ func TestCopyDataMasked(t *testing.T) {
 		t.Fatalf("clean row changed: %q", got)
 	}
 }
+
+func clientMsg(t *testing.T, c *conversation, m pgproto3.FrontendMessage) []byte {
+	t.Helper()
+	b, _ := m.Encode(nil)
+	out, err := clientSide{c}.inspect(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func serverMsg(c *conversation, m pgproto3.BackendMessage) ([]byte, error) {
+	b, _ := m.Encode(nil)
+	return serverSide{c}.inspect(b, nil)
+}
+
+func detectorsConv(t *testing.T) *conversation {
+	return newConversation(testPolicy(t, &engine.MaskingPolicy{Detectors: []string{"email"}}), nil, NewMetrics(nil, "agent"))
+}
+
+// A SQL cursor executed over the extended protocol was never bound or
+// described by the client: its rows still get the detectors.
+func TestUnboundPortalRowsAreMasked(t *testing.T) {
+	c := detectorsConv(t)
+	clientMsg(t, c, &pgproto3.Execute{Portal: "c"})
+	clientMsg(t, c, &pgproto3.Sync{})
+	out, err := serverMsg(c, &pgproto3.DataRow{Values: [][]byte{[]byte("ada@example.com")}})
+	if err != nil || bytes.Contains(out, []byte("ada@")) {
+		t.Fatalf("cursor row leaked: %q %v", out, err)
+	}
+}
+
+// Re-parsing the unnamed statement drops its old description, so the new
+// statement's rows are not planned with the old statement's columns.
+func TestReparseForgetsOldDescription(t *testing.T) {
+	c := detectorsConv(t)
+	clientMsg(t, c, &pgproto3.Parse{Query: "SELECT 1"})
+	clientMsg(t, c, &pgproto3.Describe{ObjectType: 'S'})
+	clientMsg(t, c, &pgproto3.Sync{})
+	for _, m := range []pgproto3.BackendMessage{&pgproto3.ParseComplete{}, &pgproto3.ParameterDescription{},
+		&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("x"), DataTypeOID: 23, DataTypeSize: 4}}},
+		&pgproto3.ReadyForQuery{TxStatus: 'I'}} {
+		if _, err := serverMsg(c, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clientMsg(t, c, &pgproto3.Parse{Query: "SELECT email FROM users"})
+	clientMsg(t, c, &pgproto3.Bind{})
+	clientMsg(t, c, &pgproto3.Execute{})
+	clientMsg(t, c, &pgproto3.Sync{})
+	serverMsg(c, &pgproto3.ParseComplete{})
+	serverMsg(c, &pgproto3.BindComplete{})
+	out, err := serverMsg(c, &pgproto3.DataRow{Values: [][]byte{[]byte("ada@example.com")}})
+	if err != nil || bytes.Contains(out, []byte("ada@")) {
+		t.Fatalf("row planned with a stale description leaked: %q %v", out, err)
+	}
+}
+
+// A response the tracking cannot attribute ends the session (fail closed).
+func TestUnattributableResponseFailsClosed(t *testing.T) {
+	c := detectorsConv(t)
+	if _, err := serverMsg(c, &pgproto3.BindComplete{}); err == nil {
+		t.Fatal("BindComplete with nothing pending was accepted")
+	}
+	c = detectorsConv(t)
+	if _, err := serverMsg(c, &pgproto3.DataRow{Values: [][]byte{[]byte("x")}}); err == nil {
+		t.Fatal("DataRow with nothing pending was accepted")
+	}
+}
+
+// After an extended-protocol error the server skips queued simple Queries
+// up to the Sync; so must the tracking.
+func TestErrorSkipsQueriesToSync(t *testing.T) {
+	c := detectorsConv(t)
+	clientMsg(t, c, &pgproto3.Parse{Query: "bad"})
+	clientMsg(t, c, &pgproto3.Query{String: "SELECT 1"})
+	clientMsg(t, c, &pgproto3.Sync{})
+	for _, m := range []pgproto3.BackendMessage{&pgproto3.ErrorResponse{Severity: "ERROR", Code: "42601", Message: "syntax"}, &pgproto3.ReadyForQuery{TxStatus: 'I'}} {
+		if _, err := serverMsg(c, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.pending) != 0 {
+		t.Fatalf("%d requests still pending after the Sync: tracking is out of step", len(c.pending))
+	}
+}
+
+func TestFunctionCallDeniedUnderPolicy(t *testing.T) {
+	c := detectorsConv(t)
+	out := clientMsg(t, c, &pgproto3.FunctionCall{Function: 2078})
+	if len(out) == 0 || out[0] != 'Q' || !bytes.Contains(out, []byte("42501")) {
+		t.Fatalf("FunctionCall not replaced by a denial: %q", out)
+	}
+}
+
+func TestChangesEncoding(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SET client_encoding = 'SJIS'": true, "set   NAMES 'LATIN1'": true, "select set_config('client_encoding','SJIS',false)": true,
+		"RESET CLIENT_ENCODING": true, "SELECT names FROM t": false, "SHOW client_encoding": false,
+		"SET SESSION client_encoding TO 'SJIS'": true, "select current_setting('client_encoding')": false, "SELECT 1": false, "UPDATE t SET names = 1 WHERE id = 2": false,
+	} {
+		if got := changesEncoding(sql); got != want {
+			t.Errorf("changesEncoding(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}

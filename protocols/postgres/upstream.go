@@ -73,7 +73,7 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 		s.Write(appendError(nil, &engine.Error{Code: engine.CodeDenied, Message: "connection " + h.Connection + ": its policy cannot be enforced by this agent", Err: err}, true))
 		return
 	}
-	hc, err := u.dial(ctx, h)
+	hc, err := u.dial(ctx, h, policy)
 	if err != nil {
 		u.cfg.Metrics.upstreamDials.WithLabelValues("error").Inc()
 		log.Info("upstream login failed", "error", err)
@@ -122,7 +122,7 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 }
 
 // dial resolves the target and performs the whole upstream start-up.
-func (u *Upstream) dial(ctx context.Context, h transport.Header) (*pgconn.HijackedConn, error) {
+func (u *Upstream) dial(ctx context.Context, h transport.Header, policy *sessionPolicy) (*pgconn.HijackedConn, error) {
 	target, err := ResolveTarget(h.Target)
 	if err != nil {
 		return nil, &engine.Error{Code: engine.CodeUpstream, Message: "connection " + h.Connection + ": " + err.Error(), Err: err}
@@ -136,6 +136,13 @@ func (u *Upstream) dial(ctx context.Context, h transport.Header) (*pgconn.Hijack
 		if _, fixed := pc.RuntimeParams[k]; !fixed {
 			pc.RuntimeParams[k] = v
 		}
+	}
+	if policy != nil && policy.guard != nil {
+		// Guardrails read statements as UTF-8: the server must decode them so.
+		if strings.Contains(strings.ToLower(pc.RuntimeParams["options"]), "client_encoding") {
+			return nil, engine.Errorf(engine.CodeDenied, "client_encoding cannot be set in options on a connection with guardrails")
+		}
+		pc.RuntimeParams["client_encoding"] = "UTF8"
 	}
 	pc.ConnectTimeout = u.cfg.ConnectTimeout
 	ctx, cancel := context.WithTimeout(ctx, u.cfg.ConnectTimeout)
