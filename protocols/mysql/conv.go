@@ -203,9 +203,9 @@ func (c *conversation) requests(gw *bufio.Reader, gwOut *lockedWriter, up *bufio
 				path = "parse"
 			}
 			if d.allow {
-				c.m.guardDecisions.WithLabelValues("none", "allow", path).Inc()
+				c.m.GuardDecisions.WithLabelValues("none", "allow", path).Inc()
 			} else {
-				c.m.guardDecisions.WithLabelValues(d.rule, "deny", path).Inc()
+				c.m.GuardDecisions.WithLabelValues(d.rule, "deny", path).Inc()
 				deny = errPayload(erTableAccess, "42000", d.reason)
 			}
 		}
@@ -318,10 +318,10 @@ func (c *conversation) responses(up *bufio.Reader, gw *bufio.Writer, n *atomic.I
 	if mask {
 		mk = &masker{m: c.policy.mask, counts: func(kinds masking.KindSet, forced bool) {
 			if kinds == 0 {
-				c.m.masked.WithLabelValues("column").Inc()
+				c.m.Masked.WithLabelValues("column").Inc()
 				return
 			}
-			kinds.Each(func(k masking.Kind) { c.m.masked.WithLabelValues(c.policy.mask.p.KindName(k)).Inc() })
+			kinds.Each(func(k masking.Kind) { c.m.Masked.WithLabelValues(c.policy.mask.p.KindName(k)).Inc() })
 		}}
 	}
 	done := func() {
@@ -378,7 +378,7 @@ func (c *conversation) responses(up *bufio.Reader, gw *bufio.Writer, n *atomic.I
 		end := false
 		if tooBig { // only rows are held beyond a packet
 			if !withheld {
-				c.m.maskFailures.WithLabelValues("too_large").Inc()
+				c.m.MaskFailures.WithLabelValues("too_large").Inc()
 				e := errPayload(erTableAccess, "42000", fmt.Sprintf("masking: a row of more than %d bytes cannot be masked; result withheld", limit))
 				b, _ := appendPacket(nil, seq+delta, e)
 				if err := r.write(b); err != nil {

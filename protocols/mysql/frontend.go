@@ -107,19 +107,19 @@ func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
 	}
 	f.ids.set(id, &killTarget{agent: sess.Plan.Agent, sessionID: sess.ID, user: sess.Identity.User})
 	m := f.cfg.Metrics
-	m.setup.Observe(f.now().Sub(sess.Start).Seconds())
-	m.active.Inc()
+	m.Setup.Observe(f.now().Sub(sess.Start).Seconds())
+	m.Active.Inc()
 	f.audit.SessionStarted(sess.Record("running", nil, time.Time{}))
 	err = f.relay(ctx, conn, stream, sess, ready)
-	m.active.Dec()
-	m.bytes.WithLabelValues("to_upstream").Add(float64(sess.BytesIn.Load()))
-	m.bytes.WithLabelValues("to_client").Add(float64(sess.BytesOut.Load()))
+	m.Active.Dec()
+	m.Bytes.WithLabelValues("to_upstream").Add(float64(sess.BytesIn.Load()))
+	m.Bytes.WithLabelValues("to_client").Add(float64(sess.BytesOut.Load()))
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
 		log.Info("session ended", "error", err)
 	}
-	m.sessions.WithLabelValues(sess.Plan.Connection, outcome).Inc()
+	m.Sessions.WithLabelValues(sess.Plan.Connection, outcome).Inc()
 	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
 }
 
@@ -140,7 +140,7 @@ func (f *Frontend) fail(c net.Conn, sess *engine.Session, err error, seq byte, l
 	}
 	code, _ := errCode(e.Code, true)
 	log.Info("session refused", "code", code, "error", err)
-	f.cfg.Metrics.refusals.WithLabelValues(refusalReason(e.Code)).Inc()
+	f.cfg.Metrics.Refusals.WithLabelValues(refusalReason(e.Code)).Inc()
 	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
 }
 
@@ -479,9 +479,9 @@ func (f *Frontend) watchDenial(p []byte, sess *engine.Session) {
 	}
 	switch {
 	case len(msg) >= 16 && msg[:16] == "statement denied":
-		f.cfg.Metrics.denials.WithLabelValues("guardrail").Inc()
+		f.cfg.Metrics.Denials.WithLabelValues("guardrail").Inc()
 	case len(msg) >= 8 && msg[:8] == "masking:":
-		f.cfg.Metrics.denials.WithLabelValues("masking").Inc()
+		f.cfg.Metrics.Denials.WithLabelValues("masking").Inc()
 	default:
 		return
 	}

@@ -108,7 +108,7 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 	}
 	t, err := parseTarget(h.Target)
 	if err != nil {
-		u.cfg.Metrics.upstreamDials.WithLabelValues("error").Inc()
+		u.cfg.Metrics.UpstreamLogins.WithLabelValues("error").Inc()
 		report(errPayload(crConnHostError, "HY000", "connection "+h.Connection+": "+err.Error()))
 		return
 	}
@@ -116,7 +116,7 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 	cs, _ := strconv.Atoi(h.Params["charset"])
 	conn, err := u.dial(ctx, t, uint32(caps), cs)
 	if err != nil {
-		u.cfg.Metrics.upstreamDials.WithLabelValues("error").Inc()
+		u.cfg.Metrics.UpstreamLogins.WithLabelValues("error").Inc()
 		log.Info("upstream login failed", "error", err)
 		msg := "could not connect to upstream"
 		var me *gomysql.MyError
@@ -128,9 +128,9 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 	}
 	raw := conn.Conn.Conn
 	defer raw.Close()
-	u.cfg.Metrics.upstreamDials.WithLabelValues("ok").Inc()
-	u.cfg.Metrics.active.Inc()
-	defer u.cfg.Metrics.active.Dec()
+	u.cfg.Metrics.UpstreamLogins.WithLabelValues("ok").Inc()
+	u.cfg.Metrics.Active.Inc()
+	defer u.cfg.Metrics.Active.Dec()
 	report(okPayload(statusAutocommit))
 
 	u.mu.Lock()
@@ -207,8 +207,8 @@ func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn, c
 	stop := context.AfterFunc(ctx, func() { s.Close(); up.Close() })
 	defer stop()
 	defer func() {
-		m.bytes.WithLabelValues("to_upstream").Add(float64(in.Load()))
-		m.bytes.WithLabelValues("to_client").Add(float64(out.Load()))
+		m.Bytes.WithLabelValues("to_upstream").Add(float64(in.Load()))
+		m.Bytes.WithLabelValues("to_client").Add(float64(out.Load()))
 	}()
 	var err error
 	select {

@@ -40,9 +40,9 @@ func (w denialWatch) inspect(msg []byte, out []byte) ([]byte, error) {
 	}
 	switch {
 	case bytes.HasPrefix(text, []byte("statement denied")):
-		w.m.denials.WithLabelValues("guardrail").Inc()
+		w.m.Denials.WithLabelValues("guardrail").Inc()
 	case bytes.HasPrefix(text, []byte("masking:")):
-		w.m.denials.WithLabelValues("masking").Inc()
+		w.m.Denials.WithLabelValues("masking").Inc()
 	default:
 		return msg, nil
 	}

@@ -107,18 +107,18 @@ func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
 	defer f.cancels.forget(backend)
 	m := f.cfg.Metrics
 	wait := f.now().Sub(sess.Start).Seconds()
-	m.setup.Observe(wait)
+	m.Setup.Observe(wait)
 	m.clientWait.Add(wait)
-	m.active.Inc()
+	m.Active.Inc()
 	f.audit.SessionStarted(sess.Record("running", nil, time.Time{}))
 	err = f.relay(ctx, conn, stream, sess)
-	m.active.Dec()
+	m.Active.Dec()
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
 		log.Info("session ended", "error", err)
 	}
-	m.sessions.WithLabelValues(sess.Plan.Connection, outcome).Inc()
+	m.Sessions.WithLabelValues(sess.Plan.Connection, outcome).Inc()
 	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
 }
 
@@ -139,7 +139,7 @@ func (f *Frontend) fail(c net.Conn, sess *engine.Session, err error, log *slog.L
 		outcome = "denied"
 	}
 	log.Info("session refused", "code", sqlState(e.Code), "error", err)
-	f.cfg.Metrics.refusals.WithLabelValues(refusalReason(e.Code)).Inc()
+	f.cfg.Metrics.Refusals.WithLabelValues(refusalReason(e.Code)).Inc()
 	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
 }
 

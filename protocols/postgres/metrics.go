@@ -4,96 +4,60 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-gw/sluice/protocols"
 )
 
-// latencyBuckets span 50 µs to 30 s: a loopback round trip to a long query.
-var latencyBuckets = prometheus.ExponentialBucketsRange(50e-6, 30, 20)
+var latencyBuckets = protocols.LatencyBuckets
 
 // Metrics are the Postgres protocol's series in one process (gateway or
-// agent). Label values come from bounded sets: protocol, connection names
-// (admin-configured), outcomes and reasons (fixed lists), stages, rules and
-// detector names (configured). No SQL text or user input ever is a label.
+// agent): the series every protocol shares (protocols.SessionMetrics) plus
+// statement timing and pgbouncer-style counters. Label values come from
+// bounded sets: connection names (admin-configured), fixed stages. No SQL
+// text or user input ever is a label.
 type Metrics struct {
-	setup          prometheus.Histogram
-	sessions       *prometheus.CounterVec // connection, outcome
-	active         prometheus.Gauge
-	refusals       *prometheus.CounterVec // reason
-	statement      *prometheus.HistogramVec
-	overhead       *prometheus.HistogramVec // stage
-	bytes          *prometheus.CounterVec   // direction
-	queries        *prometheus.CounterVec   // connection
-	queryTime      *prometheus.CounterVec
-	transactions   *prometheus.CounterVec
-	xactTime       *prometheus.CounterVec
-	clientWait     prometheus.Counter
-	denials        *prometheus.CounterVec // reason
-	guardDecisions *prometheus.CounterVec // rule, outcome, path
-	masked         *prometheus.CounterVec // detector
-	maskFailures   *prometheus.CounterVec // reason
-	upstreamDials  *prometheus.CounterVec // outcome
+	*protocols.SessionMetrics
+	statement    *prometheus.HistogramVec // connection
+	overhead     *prometheus.HistogramVec // stage
+	queries      *prometheus.CounterVec   // connection
+	queryTime    *prometheus.CounterVec
+	transactions *prometheus.CounterVec
+	xactTime     *prometheus.CounterVec
+	clientWait   prometheus.Counter
 }
 
 // NewMetrics registers the series of one side ("gateway" or "agent") on reg.
 // A nil reg gives working but unregistered metrics.
 func NewMetrics(reg prometheus.Registerer, side string) *Metrics {
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
 	stmtHelp := "Statement latency (simple Query or extended-protocol Sync to ReadyForQuery) as the client sees it at the gateway."
-	if side == "agent" {
-		stmtHelp = "Statement latency (Query or Sync to ReadyForQuery) of the upstream server as the agent sees it."
-	}
 	pfx := "sluice_"
 	if side == "agent" {
+		stmtHelp = "Statement latency (Query or Sync to ReadyForQuery) of the upstream server as the agent sees it."
 		pfx = "sluice_upstream_"
 	}
 	cl := prometheus.Labels{"protocol": Name}
+	perConn := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: pfx + name, Help: help, ConstLabels: cl}, []string{"connection"})
+	}
 	m := &Metrics{
-		setup: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_session_setup_seconds", ConstLabels: cl,
-			Help: "Time from accepting a client to its session being ready (authentication, authorisation, tunnel, upstream login).", Buckets: latencyBuckets}),
-		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sessions_total", ConstLabels: cl,
-			Help: "Sessions ended, by connection and outcome (ok, error); sessions refused before they start are sluice_session_refusals_total."}, []string{"connection", "outcome"}),
-		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_sessions_active", ConstLabels: cl,
-			Help: "Sessions running now."}),
-		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_session_refusals_total", ConstLabels: cl,
-			Help: "Sessions refused before they started, by reason."}, []string{"reason"}),
+		SessionMetrics: protocols.NewSessionMetrics(reg, Name, side),
 		statement: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: pfx + "statement_duration_seconds", ConstLabels: cl,
 			Help: stmtHelp, Buckets: latencyBuckets}, []string{"connection"}),
 		overhead: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_proxy_overhead_seconds", ConstLabels: cl,
 			Help: "Time a batch of messages spends inside this process, from the read returning to the write returning, by stage (relay, inspect).", Buckets: latencyBuckets}, []string{"stage"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_relayed_bytes_total", ConstLabels: cl,
-			Help: "Bytes relayed, by direction (to_upstream, to_client)."}, []string{"direction"}),
-		queries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: pfx + "queries_total", ConstLabels: cl,
-			Help: "Statements completed (pgbouncer's total_query_count)."}, []string{"connection"}),
-		queryTime: prometheus.NewCounterVec(prometheus.CounterOpts{Name: pfx + "query_seconds_total", ConstLabels: cl,
-			Help: "Time spent in statements (pgbouncer's total_query_time)."}, []string{"connection"}),
-		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: pfx + "transactions_total", ConstLabels: cl,
-			Help: "Transactions completed: the server went idle (pgbouncer's total_xact_count)."}, []string{"connection"}),
-		xactTime: prometheus.NewCounterVec(prometheus.CounterOpts{Name: pfx + "transaction_seconds_total", ConstLabels: cl,
-			Help: "Time spent in transactions (pgbouncer's total_xact_time)."}, []string{"connection"}),
+		queries:      perConn("queries_total", "Statements completed (pgbouncer's total_query_count)."),
+		queryTime:    perConn("query_seconds_total", "Time spent in statements (pgbouncer's total_query_time)."),
+		transactions: perConn("transactions_total", "Transactions completed: the server went idle (pgbouncer's total_xact_count)."),
+		xactTime:     perConn("transaction_seconds_total", "Time spent in transactions (pgbouncer's total_xact_time)."),
 		clientWait: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_client_wait_seconds_total", ConstLabels: cl,
 			Help: "Time clients waited for their session to become ready (pgbouncer's total_wait_time)."}),
-		denials: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_statement_denials_total", ConstLabels: cl,
-			Help: "Statements denied by guardrails or results withheld by masking, as reported to clients, by reason (guardrail, masking)."}, []string{"reason"}),
-		guardDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_guardrail_decisions_total", ConstLabels: cl,
-			Help: "Guardrail decisions by rule (none when allowed), outcome (allow, deny) and path (prefilter, parse)."}, []string{"rule", "outcome", "path"}),
-		masked: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_masked_values_total", ConstLabels: cl,
-			Help: "Values masked, by detector (column for column rules)."}, []string{"detector"}),
-		maskFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_masking_failures_total", ConstLabels: cl,
-			Help: "Results withheld because masking could not be applied (fail closed), by reason."}, []string{"reason"}),
-		upstreamDials: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_upstream_logins_total", ConstLabels: cl,
-			Help: "Upstream logins by the agent, by outcome (ok, error)."}, []string{"outcome"}),
 	}
-	var cs []prometheus.Collector
-	if side == "agent" {
-		cs = []prometheus.Collector{m.active, m.statement, m.overhead, m.bytes, m.queries, m.queryTime, m.transactions, m.xactTime,
-			m.guardDecisions, m.masked, m.maskFailures, m.upstreamDials}
-	} else {
-		cs = []prometheus.Collector{m.setup, m.sessions, m.active, m.refusals, m.statement, m.overhead, m.bytes, m.queries,
-			m.queryTime, m.transactions, m.xactTime, m.clientWait, m.denials}
+	if reg == nil {
+		return m
 	}
-	for _, c := range cs {
-		reg.MustRegister(c)
+	reg.MustRegister(m.statement, m.overhead, m.queries, m.queryTime, m.transactions, m.xactTime)
+	if side != "agent" {
+		reg.MustRegister(m.clientWait)
 	}
 	return m
 }
@@ -121,8 +85,8 @@ func (m *Metrics) session(connection string) *sessionMetrics {
 		xactTime:     m.xactTime.WithLabelValues(connection),
 		relay:        m.overhead.WithLabelValues("relay"),
 		inspect:      m.overhead.WithLabelValues("inspect"),
-		toUpstream:   m.bytes.WithLabelValues("to_upstream"),
-		toClient:     m.bytes.WithLabelValues("to_client"),
+		toUpstream:   m.Bytes.WithLabelValues("to_upstream"),
+		toClient:     m.Bytes.WithLabelValues("to_client"),
 	}
 }
 

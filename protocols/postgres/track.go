@@ -77,7 +77,7 @@ func (c *conversation) countMasked(kinds uint64) {
 		k := bits.TrailingZeros64(kinds)
 		kinds &^= 1 << k
 		if c.kinds[k] == nil {
-			c.kinds[k] = c.metrics.masked.WithLabelValues(c.policy.mask.kindName(k))
+			c.kinds[k] = c.metrics.Masked.WithLabelValues(c.policy.mask.kindName(k))
 		}
 		c.kinds[k].Inc()
 	}
@@ -85,7 +85,7 @@ func (c *conversation) countMasked(kinds uint64) {
 
 // maskFailure records a result withheld by masking (fail closed).
 func (c *conversation) maskFailure(reason string) {
-	c.metrics.maskFailures.WithLabelValues(reason).Inc()
+	c.metrics.MaskFailures.WithLabelValues(reason).Inc()
 }
 
 func newConversation(p *sessionPolicy, names *columnNames, m *Metrics) *conversation {
@@ -310,7 +310,7 @@ func (c *conversation) check(g statementGuard, sql string) guardDecision {
 	if d.parsed {
 		path = "parse"
 	}
-	c.metrics.guardDecisions.WithLabelValues(rule, outcome, path).Inc()
+	c.metrics.GuardDecisions.WithLabelValues(rule, outcome, path).Inc()
 	return d
 }
 

@@ -75,15 +75,15 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 	}
 	hc, err := u.dial(ctx, h, policy)
 	if err != nil {
-		u.cfg.Metrics.upstreamDials.WithLabelValues("error").Inc()
+		u.cfg.Metrics.UpstreamLogins.WithLabelValues("error").Inc()
 		log.Info("upstream login failed", "error", err)
 		s.Write(appendError(nil, err, true))
 		return
 	}
 	defer hc.Conn.Close()
-	u.cfg.Metrics.upstreamDials.WithLabelValues("ok").Inc()
-	u.cfg.Metrics.active.Inc()
-	defer u.cfg.Metrics.active.Dec()
+	u.cfg.Metrics.UpstreamLogins.WithLabelValues("ok").Inc()
+	u.cfg.Metrics.Active.Inc()
+	defer u.cfg.Metrics.Active.Dec()
 
 	out := make([]byte, 0, 512)
 	params := make([]string, 0, len(hc.ParameterStatuses))
