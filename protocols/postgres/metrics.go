@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,31 +98,31 @@ func (m *Metrics) session(connection string) *sessionMetrics {
 type stmtClock struct {
 	m       *sessionMetrics
 	ring    [256]time.Time
-	head    uint32 // written by the request side
-	tail    uint32 // written by the response side
+	head    atomic.Uint32 // written by the request side
+	tail    atomic.Uint32 // written by the response side
 	overrun bool
 	xact    time.Time // start of the current transaction (zero when idle)
 }
 
 // start is called by the request side.
 func (c *stmtClock) start(now time.Time) {
-	h, t := c.head, loadU32(&c.tail)
+	h, t := c.head.Load(), c.tail.Load()
 	if h-t >= uint32(len(c.ring)) {
 		c.overrun = true // not timed; ReadyForQuery for it finds the ring short
 		return
 	}
 	c.ring[h%uint32(len(c.ring))] = now
-	storeU32(&c.head, h+1)
+	c.head.Store(h + 1)
 }
 
 // done is called by the response side at ReadyForQuery with its status.
 func (c *stmtClock) done(now time.Time, status byte) {
-	h, t := loadU32(&c.head), c.tail
+	h, t := c.head.Load(), c.tail.Load()
 	if h == t {
 		return // an untimed (overrun) statement
 	}
 	started := c.ring[t%uint32(len(c.ring))]
-	storeU32(&c.tail, t+1)
+	c.tail.Store(t + 1)
 	d := now.Sub(started)
 	c.m.statement.Observe(d.Seconds())
 	c.m.queries.Inc()

@@ -65,7 +65,6 @@ type conversation struct {
 	dropping bool                // discarding the rest of a result after a masking failure
 	copyOut  bool                // inside COPY TO STDOUT
 	tmp      []byte              // masking scratch
-	denials  int
 
 	metrics *Metrics
 	kinds   [64]prometheus.Counter // masked values per detector, resolved on first use
@@ -197,7 +196,6 @@ func (s clientSide) tooLarge(head []byte, size int, out []byte) ([]byte, bool, e
 		return nil, true, nil
 	}
 	why := fmt.Sprintf("statement denied: a %d-byte message exceeds the guardrail inspection limit", size)
-	c.denials++
 	if typ == 'Q' {
 		return appendRaise(out, "too-large", why), false, c.push(expect{kind: expQuery})
 	}
@@ -215,12 +213,10 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 	case 'Q':
 		sql, _, _ := cstring(body)
 		if c.policy.guard != nil && changesEncoding(sql) {
-			c.denials++
 			return appendRaise(out, "client-encoding", encodingDenial), c.push(expect{kind: expQuery})
 		}
 		if g := c.policy.guard; g != nil {
 			if d := c.check(g, sql); !d.allow {
-				c.denials++
 				return appendRaise(out, d.rule, d.reason), c.push(expect{kind: expQuery})
 			}
 		}
@@ -232,14 +228,12 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 			return nil, errors.New("malformed Parse")
 		}
 		if c.policy.guard != nil && changesEncoding(sql) {
-			c.denials++
 			c.denied[name] = encodingDenial
 			c.skipping, c.skipReason = true, encodingDenial
 			return nil, nil
 		}
 		if g := c.policy.guard; g != nil {
 			if d := c.check(g, sql); !d.allow {
-				c.denials++
 				c.denied[name] = denyMessage(d.rule, d.reason)
 				c.skipping, c.skipReason = true, c.denied[name]
 				return nil, nil
@@ -294,7 +288,6 @@ func (s clientSide) inspect(msg []byte, out []byte) ([]byte, error) {
 	case 'F':
 		// A FunctionCall runs any function by OID with no SQL to check and
 		// returns a value no row description describes: refused under a policy.
-		c.denials++
 		return appendRaise(out, "function-call", "statement denied: the FunctionCall protocol message is not allowed on a connection with a policy"), c.push(expect{kind: expQuery})
 	}
 	return msg, nil // Flush
