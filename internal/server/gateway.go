@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -315,14 +316,7 @@ func (g *Gateway) AdminToken() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return string(trimSpace(b)), nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
+	return strings.TrimSpace(string(b)), nil
 }
 
 func isLoopbackAddr(addr string) bool {

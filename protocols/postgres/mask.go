@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -256,7 +257,7 @@ func (c *conversation) maskNotice(msg []byte, out []byte) ([]byte, error) {
 	changedLen := false
 	for len(body) > 0 && body[0] != 0 {
 		ft := body[0]
-		end := indexZero(body[1:])
+		end := bytes.IndexByte(body[1:], 0)
 		if end < 0 {
 			return nil, errors.New("malformed error fields")
 		}
@@ -293,7 +294,7 @@ func (c *conversation) maskNotify(msg []byte, out []byte) ([]byte, error) {
 	if m == nil || !m.detecting() || len(msg) < 9 {
 		return msg, nil
 	}
-	chEnd := indexZero(msg[9:])
+	chEnd := bytes.IndexByte(msg[9:], 0)
 	if chEnd < 0 {
 		return nil, errors.New("malformed NotificationResponse")
 	}
@@ -382,15 +383,6 @@ func (c *conversation) maskCopyData(msg []byte, out []byte) ([]byte, error) {
 	}
 	binary.BigEndian.PutUint32(out[start+1:], uint32(len(out)-start-1))
 	return out, nil
-}
-
-func indexZero(b []byte) int {
-	for i, x := range b {
-		if x == 0 {
-			return i
-		}
-	}
-	return -1
 }
 
 // columnNames resolves (table OID, attribute number) to names for column
