@@ -211,7 +211,9 @@ func TestAgentRevokedMidSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	E.must("DELETE", "/api/v1/agents/rev-agent", nil)
-	_, err = c.Exec(ctx, "SELECT 1").ReadAll()
+	// The gateway tells the idle client at once: read that unsolicited FATAL
+	// rather than race a query against it.
+	err = c.WaitForNotification(ctx)
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "08006" || !strings.Contains(pgErr.Message, "rev-agent") {
 		t.Fatalf("after revocation got %v, want FATAL 08006 naming the agent", err)

@@ -73,7 +73,8 @@ type Gateway struct {
 	Registry                    *prometheus.Registry
 
 	cancel  context.CancelFunc
-	closers []func()
+	closers []func() // listeners and servers, closed in reverse order
+	finals  []func() // run after every session has ended: audit flush, then the store
 	errc    chan error
 	wg      sync.WaitGroup
 	once    sync.Once
@@ -101,7 +102,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	g.closers = append(g.closers, func() { st.Close() })
+	g.finals = append(g.finals, func() { st.Close() })
 	g.Auth = auth.New(st, time.Now, log)
 	created, err := g.Auth.Bootstrap(ctx, cfg.DataDir)
 	if err != nil {
@@ -111,7 +112,8 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		log.Info("created user admin", "token_file", filepath.Join(cfg.DataDir, "admin.token"))
 	}
 	sink := audit.New(st, audit.Options{Logger: log})
-	g.closers = append([]func(){func() { sink.Close() }}, g.closers...)
+	// The sink flushes before the store closes, after the last session ended.
+	g.finals = append([]func(){func() { sink.Close() }}, g.finals...)
 	g.Registry.MustRegister(newGatewayCollector(st, g.Hub, sink))
 	tm := newTunnelMetrics(g.Registry)
 
@@ -306,7 +308,10 @@ func (g *Gateway) Close() {
 		for i := len(g.closers) - 1; i >= 0; i-- {
 			g.closers[i]()
 		}
-		g.wg.Wait()
+		g.wg.Wait() // the listeners' serve loops wait for their sessions
+		for _, f := range g.finals {
+			f()
+		}
 	})
 }
 
