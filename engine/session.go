@@ -59,6 +59,12 @@ type SessionRecord struct {
 	Error      string
 	Denials    int64  // statements denied by guardrails or withheld by masking
 	LastDenial string // the last such denial's message (names the rule)
+	// TokenID is the access token that authenticated the session.
+	TokenID string
+	// Rule is the access rule that admitted the session.
+	Rule string
+	// RecordingKey says where the session's recording lives (opaque).
+	RecordingKey string
 }
 
 // Session is one client session on the gateway.

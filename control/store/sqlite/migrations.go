@@ -13,7 +13,8 @@ type migration struct {
 	sql     string
 }
 
-// Times are stored as Unix nanoseconds (INTEGER), 0 for the zero time.
+// Times are stored as Unix nanoseconds (INTEGER), 0 for the zero time;
+// durations as nanoseconds.
 var migrations = []migration{
 	{1, `
 CREATE TABLE users (
@@ -68,6 +69,107 @@ ALTER TABLE connections ADD COLUMN policy_json TEXT NOT NULL DEFAULT '{}';
 	{3, `
 ALTER TABLE sessions ADD COLUMN denials INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN last_denial TEXT NOT NULL DEFAULT '';
+`},
+	// Token labels; who and what admitted a session, where it is recorded;
+	// indexes for the session queries.
+	{4, `
+ALTER TABLE tokens ADD COLUMN name TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN token_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN rule_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE sessions ADD COLUMN recording_key TEXT NOT NULL DEFAULT '';
+CREATE INDEX sessions_user_start ON sessions(user_name, start_at DESC);
+CREATE INDEX sessions_connection_start ON sessions(connection, start_at DESC);
+`},
+	// Groups and access rules. Lists are JSON arrays, durations nanoseconds.
+	{5, `
+CREATE TABLE user_groups (
+	name        TEXT PRIMARY KEY,
+	description TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL
+);
+CREATE TABLE access_rules (
+	name                   TEXT PRIMARY KEY,
+	groups_json            TEXT NOT NULL DEFAULT '[]',
+	connections_json       TEXT NOT NULL DEFAULT '[]',
+	policy_json            TEXT NOT NULL DEFAULT '{}',
+	require_review         INTEGER NOT NULL DEFAULT 0,
+	review_statements_json TEXT NOT NULL DEFAULT '[]',
+	max_session            INTEGER NOT NULL DEFAULT 0,
+	hours                  TEXT NOT NULL DEFAULT '',
+	created_at             INTEGER NOT NULL,
+	updated_at             INTEGER NOT NULL
+);
+`},
+	// Just-in-time reviews. AUTOINCREMENT: an ID is never reused.
+	{6, `
+CREATE TABLE reviews (
+	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	kind           TEXT NOT NULL,
+	user_name      TEXT NOT NULL,
+	connection     TEXT NOT NULL,
+	session_id     TEXT NOT NULL,
+	statement_text TEXT NOT NULL,
+	statement_hash TEXT NOT NULL,
+	reason         TEXT NOT NULL,
+	status         TEXT NOT NULL,
+	decider        TEXT NOT NULL,
+	decision_note  TEXT NOT NULL,
+	grant_until    INTEGER NOT NULL,
+	created_at     INTEGER NOT NULL,
+	decided_at     INTEGER NOT NULL
+);
+CREATE INDEX reviews_status ON reviews(status, id);
+CREATE INDEX reviews_grant ON reviews(user_name, connection, status, kind);
+`},
+	// Per-statement audit.
+	{7, `
+CREATE TABLE statements (
+	session_id     TEXT NOT NULL,
+	seq            INTEGER NOT NULL,
+	at             INTEGER NOT NULL,
+	duration       INTEGER NOT NULL,
+	statement_text TEXT NOT NULL,
+	params         TEXT NOT NULL,
+	row_count      INTEGER NOT NULL,
+	outcome        TEXT NOT NULL,
+	error          TEXT NOT NULL,
+	rule_name      TEXT NOT NULL,
+	PRIMARY KEY (session_id, seq)
+);
+`},
+	// Webhooks and their dead letters (deleted with the webhook).
+	{8, `
+CREATE TABLE webhooks (
+	name        TEXT PRIMARY KEY,
+	url         TEXT NOT NULL,
+	secret      TEXT NOT NULL,
+	format      TEXT NOT NULL,
+	events_json TEXT NOT NULL DEFAULT '[]',
+	created_at  INTEGER NOT NULL
+);
+CREATE TABLE dead_letters (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	webhook    TEXT NOT NULL REFERENCES webhooks(name) ON DELETE CASCADE,
+	event      TEXT NOT NULL,
+	payload    BLOB NOT NULL,
+	attempts   INTEGER NOT NULL,
+	last_error TEXT NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX dead_letters_webhook ON dead_letters(webhook, id);
+`},
+	// Recording manifests.
+	{9, `
+CREATE TABLE recording_chunks (
+	session_id  TEXT NOT NULL,
+	seq         INTEGER NOT NULL,
+	blob_key    TEXT NOT NULL,
+	size        INTEGER NOT NULL,
+	sha256      TEXT NOT NULL,
+	prev_sha256 TEXT NOT NULL,
+	at          INTEGER NOT NULL,
+	PRIMARY KEY (session_id, seq)
+);
 `},
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluice-gw/sluice/control/store"
@@ -97,17 +98,13 @@ func notFound(what string, err error) error {
 // Users.
 
 func (s *Store) PutUser(ctx context.Context, u store.User) error {
-	groups := u.Groups
-	if groups == nil {
-		groups = []string{}
-	}
-	gj, err := json.Marshal(groups)
+	gj, err := encodeList(u.Groups)
 	if err != nil {
 		return fmt.Errorf("put user %s: %w", u.Name, err)
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO users(name, password_hash, groups_json, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT(name) DO UPDATE SET password_hash = excluded.password_hash, groups_json = excluded.groups_json`,
-		u.Name, u.PasswordHash, string(gj), toNanos(u.CreatedAt))
+		u.Name, u.PasswordHash, gj, toNanos(u.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("put user %s: %w", u.Name, err)
 	}
@@ -116,6 +113,11 @@ func (s *Store) PutUser(ctx context.Context, u store.User) error {
 
 type scanner interface{ Scan(dest ...any) error }
 
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 func scanUser(r scanner) (store.User, error) {
 	var u store.User
 	var gj string
@@ -123,11 +125,9 @@ func scanUser(r scanner) (store.User, error) {
 	if err := r.Scan(&u.Name, &u.PasswordHash, &gj, &created); err != nil {
 		return u, err
 	}
-	if err := json.Unmarshal([]byte(gj), &u.Groups); err != nil {
+	var err error
+	if u.Groups, err = decodeList(gj); err != nil {
 		return u, fmt.Errorf("groups of %s: %w", u.Name, err)
-	}
-	if u.Groups == nil {
-		u.Groups = []string{}
 	}
 	u.CreatedAt = fromNanos(created)
 	return u, nil
@@ -151,7 +151,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 }
 
 // list runs q and scans every row with scan; it never returns a nil slice.
-func list[T any](ctx context.Context, db *sql.DB, what string, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+func list[T any](ctx context.Context, db querier, what string, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -174,20 +174,28 @@ func list[T any](ctx context.Context, db *sql.DB, what string, scan func(scanner
 // Tokens.
 
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens(id, user_name, hash, expires_at, created_at, revoked) VALUES (?, ?, ?, ?, ?, ?)`,
-		t.ID, t.UserName, t.Hash, toNanos(t.ExpiresAt), toNanos(t.CreatedAt), t.Revoked)
+	// DO NOTHING covers both unique keys (id and hash); a missing user
+	// still fails on the foreign key.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO tokens(id, user_name, name, hash, expires_at, created_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`,
+		t.ID, t.UserName, t.Name, t.Hash, toNanos(t.ExpiresAt), toNanos(t.CreatedAt), t.Revoked)
 	if err != nil {
 		return fmt.Errorf("create token for %s: %w", t.UserName, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("create token for %s: %w", t.UserName, err)
+	} else if n == 0 {
+		return fmt.Errorf("create token for %s: duplicate id or hash: %w", t.UserName, store.ErrConflict)
 	}
 	return nil
 }
 
-const tokenCols = `id, user_name, hash, expires_at, created_at, revoked`
+const tokenCols = `id, user_name, name, hash, expires_at, created_at, revoked`
 
 func scanToken(r scanner) (store.Token, error) {
 	var t store.Token
 	var exp, created int64
-	if err := r.Scan(&t.ID, &t.UserName, &t.Hash, &exp, &created, &t.Revoked); err != nil {
+	if err := r.Scan(&t.ID, &t.UserName, &t.Name, &t.Hash, &exp, &created, &t.Revoked); err != nil {
 		return t, err
 	}
 	t.ExpiresAt, t.CreatedAt = fromNanos(exp), fromNanos(created)
@@ -308,10 +316,11 @@ func (s *Store) WriteSessions(ctx context.Context, batch []store.Session) error 
 		return fmt.Errorf("write sessions: begin: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO sessions(id, user_name, connection, protocol, client_addr, start_at, end_at, bytes_in, bytes_out, outcome, error, denials, last_denial)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO sessions(`+sessionCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET user_name = excluded.user_name, connection = excluded.connection,
-			protocol = excluded.protocol, client_addr = excluded.client_addr, start_at = excluded.start_at,
+			protocol = excluded.protocol, client_addr = excluded.client_addr, token_id = excluded.token_id,
+			rule_name = excluded.rule_name, recording_key = excluded.recording_key, start_at = excluded.start_at,
 			end_at = excluded.end_at, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out,
 			outcome = excluded.outcome, error = excluded.error, denials = excluded.denials, last_denial = excluded.last_denial`)
 	if err != nil {
@@ -320,7 +329,7 @@ func (s *Store) WriteSessions(ctx context.Context, batch []store.Session) error 
 	defer stmt.Close()
 	for _, r := range batch {
 		if _, err := stmt.ExecContext(ctx, r.ID, r.User, r.Connection, r.Protocol, r.ClientAddr,
-			toNanos(r.Start), toNanos(r.End), r.BytesIn, r.BytesOut, r.Outcome, r.Error, r.Denials, r.LastDenial); err != nil {
+			r.TokenID, r.Rule, r.RecordingKey, toNanos(r.Start), toNanos(r.End), r.BytesIn, r.BytesOut, r.Outcome, r.Error, r.Denials, r.LastDenial); err != nil {
 			return fmt.Errorf("write session %s: %w", r.ID, err)
 		}
 	}
@@ -330,10 +339,13 @@ func (s *Store) WriteSessions(ctx context.Context, batch []store.Session) error 
 	return nil
 }
 
+const sessionCols = `id, user_name, connection, protocol, client_addr, token_id, rule_name, recording_key,
+	start_at, end_at, bytes_in, bytes_out, outcome, error, denials, last_denial`
+
 func scanSession(r scanner) (store.Session, error) {
 	var x store.Session
 	var start, end int64
-	if err := r.Scan(&x.ID, &x.User, &x.Connection, &x.Protocol, &x.ClientAddr, &start, &end,
+	if err := r.Scan(&x.ID, &x.User, &x.Connection, &x.Protocol, &x.ClientAddr, &x.TokenID, &x.Rule, &x.RecordingKey, &start, &end,
 		&x.BytesIn, &x.BytesOut, &x.Outcome, &x.Error, &x.Denials, &x.LastDenial); err != nil {
 		return x, err
 	}
@@ -346,6 +358,85 @@ func (s *Store) ListSessions(ctx context.Context, limit int) ([]store.Session, e
 		return []store.Session{}, nil
 	}
 	return list(ctx, s.db, "list sessions", scanSession,
-		`SELECT id, user_name, connection, protocol, client_addr, start_at, end_at, bytes_in, bytes_out, outcome, error, denials, last_denial
-		FROM sessions ORDER BY start_at DESC, id DESC LIMIT ?`, limit)
+		`SELECT `+sessionCols+` FROM sessions ORDER BY start_at DESC, id DESC LIMIT ?`, limit)
+}
+
+// QuerySessions implements store.Store.
+func (s *Store) QuerySessions(ctx context.Context, f store.SessionFilter) ([]store.Session, error) {
+	var w where
+	w.eq("user_name", f.User)
+	w.eq("connection", f.Connection)
+	w.eq("outcome", f.Outcome)
+	if !f.Since.IsZero() {
+		w.add("start_at >= ?", toNanos(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add("start_at < ?", toNanos(f.Until))
+	}
+	return list(ctx, s.db, "query sessions", scanSession,
+		`SELECT `+sessionCols+` FROM sessions`+w.sql()+` ORDER BY start_at DESC, id DESC LIMIT ?`,
+		append(w.args, limitOr(f.Limit))...)
+}
+
+// GetSession implements store.Store.
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	x, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE id = ?`, id))
+	if err != nil {
+		return store.Session{}, notFound("get session "+id, err)
+	}
+	return x, nil
+}
+
+// where builds a WHERE clause from conditions joined by AND.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, arg any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, arg)
+}
+
+// eq adds col = v unless v is empty (empty matches anything).
+func (w *where) eq(col, v string) {
+	if v != "" {
+		w.add(col+" = ?", v)
+	}
+}
+
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// limitOr maps a zero or negative limit to store.DefaultLimit.
+func limitOr(n int) int {
+	if n <= 0 {
+		return store.DefaultLimit
+	}
+	return n
+}
+
+// encodeList returns l as a JSON array, "[]" for nil.
+func encodeList(l []string) (string, error) {
+	if l == nil {
+		l = []string{}
+	}
+	b, err := json.Marshal(l)
+	return string(b), err
+}
+
+// decodeList parses a JSON array of strings, never returning nil.
+func decodeList(s string) ([]string, error) {
+	l := []string{}
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return nil, err
+	}
+	if l == nil {
+		l = []string{}
+	}
+	return l, nil
 }

@@ -126,3 +126,63 @@ func TestMigrationGivesExistingConnectionsAnEmptyPolicy(t *testing.T) {
 		t.Fatalf("after update: %+v, %v", c.Policy, err)
 	}
 }
+
+func TestShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		path := filepath.Join(t.TempDir(), "sluice.db")
+		a, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Open(path)
+		if err != nil {
+			a.Close()
+			t.Fatal(err)
+		}
+		return a, b
+	})
+}
+
+func TestMigrationKeepsTokensAndSessions(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sluice.db")
+	// A database at schema version 3 with a token and a session.
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, db, migrations[:3], 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO users(name, created_at) VALUES ('alice', 1)`,
+		`INSERT INTO tokens(id, user_name, hash, expires_at, created_at) VALUES ('t1', 'alice', 'h1', 0, 1)`,
+		`INSERT INTO sessions(id, user_name, connection, protocol, client_addr, start_at, end_at, bytes_in, bytes_out, outcome, error)
+			VALUES ('s1', 'alice', 'db', 'postgres', 'x', 5, 0, 1, 2, 'ok', '')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	defer s.Close()
+	tok, err := s.TokenByHash(ctx, "h1")
+	if err != nil || tok.ID != "t1" || tok.Name != "" {
+		t.Fatalf("migrated token: %+v, %v", tok, err)
+	}
+	x, err := s.GetSession(ctx, "s1")
+	if err != nil || x.User != "alice" || x.BytesOut != 2 || x.TokenID != "" || x.Rule != "" || x.RecordingKey != "" {
+		t.Fatalf("migrated session: %+v, %v", x, err)
+	}
+	if err := s.WriteSessions(ctx, []store.Session{{ID: "s1", TokenID: "t1", Rule: "r", RecordingKey: "k", Start: x.Start}}); err != nil {
+		t.Fatal(err)
+	}
+	if x, err = s.GetSession(ctx, "s1"); err != nil || x.TokenID != "t1" || x.Rule != "r" || x.RecordingKey != "k" {
+		t.Fatalf("after update: %+v, %v", x, err)
+	}
+}

@@ -31,6 +31,22 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"EmptyLists", testEmptyLists},
 		{"Concurrent", testConcurrent},
+		{"TokenNamesAndConflicts", testTokenNames},
+		{"Rules", testRules},
+		{"Groups", testGroups},
+		{"DeleteGroupStripsMembers", testDeleteGroup},
+		{"Reviews", testReviews},
+		{"ReviewGrants", testReviewGrants},
+		{"ReviewLimits", testReviewLimits},
+		{"DecideReviewRace", testDecideReviewRace},
+		{"QuerySessions", testQuerySessions},
+		{"SessionLimits", testSessionLimits},
+		{"Statements", testStatements},
+		{"Webhooks", testWebhooks},
+		{"DeadLetters", testDeadLetters},
+		{"RecordingChunks", testRecordingChunks},
+		{"ConcurrentNewRecords", testConcurrentNew},
+		{"ByteOrder", testByteOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,11 +139,11 @@ func testTokens(t *testing.T, s store.Store) {
 
 	tok := store.Token{ID: "t1", UserName: "alice", Hash: "h1", ExpiresAt: t0.Add(time.Hour), CreatedAt: t0}
 	must(t, "create", s.CreateToken(ctx, tok))
-	if err := s.CreateToken(ctx, store.Token{ID: "t1", UserName: "alice", Hash: "h-other", CreatedAt: t0}); err == nil {
-		t.Fatal("duplicate id accepted")
+	if err := s.CreateToken(ctx, store.Token{ID: "t1", UserName: "alice", Hash: "h-other", CreatedAt: t0}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate id: got %v, want ErrConflict", err)
 	}
-	if err := s.CreateToken(ctx, store.Token{ID: "t-other", UserName: "alice", Hash: "h1", CreatedAt: t0}); err == nil {
-		t.Fatal("duplicate hash accepted")
+	if err := s.CreateToken(ctx, store.Token{ID: "t-other", UserName: "alice", Hash: "h1", CreatedAt: t0}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate hash: got %v, want ErrConflict", err)
 	}
 	must(t, "create t2", s.CreateToken(ctx, store.Token{ID: "t2", UserName: "alice", Hash: "h2", ExpiresAt: t0.Add(2 * time.Hour), CreatedAt: t0.Add(time.Second)}))
 
@@ -351,6 +367,24 @@ func testEmptyLists(t *testing.T, s store.Store) {
 	if u == nil || a == nil || c == nil || ss == nil {
 		t.Fatalf("nil slice from an empty store: %v %v %v %v", u == nil, a == nil, c == nil, ss == nil)
 	}
+	toks, err := s.ListTokens(ctx, "nobody")
+	isEmpty(t, "tokens", toks, err)
+	rules, err := s.ListRules(ctx)
+	isEmpty(t, "rules", rules, err)
+	groups, err := s.ListGroups(ctx)
+	isEmpty(t, "groups", groups, err)
+	reviews, err := s.ListReviews(ctx, store.ReviewFilter{})
+	isEmpty(t, "reviews", reviews, err)
+	qs, err := s.QuerySessions(ctx, store.SessionFilter{})
+	isEmpty(t, "query sessions", qs, err)
+	stmts, err := s.ListStatements(ctx, "s1", 10)
+	isEmpty(t, "statements", stmts, err)
+	hooks, err := s.ListWebhooks(ctx)
+	isEmpty(t, "webhooks", hooks, err)
+	dls, err := s.ListDeadLetters(ctx, "", 10)
+	isEmpty(t, "dead letters", dls, err)
+	chunks, err := s.ListRecordingChunks(ctx, "s1")
+	isEmpty(t, "recording chunks", chunks, err)
 }
 
 func testConcurrent(t *testing.T, s store.Store) {
@@ -388,4 +422,99 @@ func testConcurrent(t *testing.T, s store.Store) {
 	if len(list) != 80 {
 		t.Fatalf("users: %d, want 80", len(list))
 	}
+}
+
+// testConcurrentNew hammers the ID-assigning and batch methods from many
+// goroutines: every review and dead letter gets its own ID, no batch is lost.
+func testConcurrentNew(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	must(t, "put webhook", s.PutWebhook(ctx, store.Webhook{Name: "w", URL: "http://x", Format: store.WebhookJSON, CreatedAt: t0}))
+	const workers, each = 8, 10
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	reviewIDs, letterIDs := map[int64]bool{}, map[int64]bool{}
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				sess := fmt.Sprintf("s%d", i)
+				r := &store.Review{Kind: store.ReviewSession, User: sess, Connection: "db", CreatedAt: t0}
+				d := &store.DeadLetter{Webhook: "w", Event: sess, CreatedAt: t0}
+				var err error
+				if err = s.CreateReview(ctx, r); err == nil {
+					if err = s.AddDeadLetter(ctx, d); err == nil {
+						if err = s.WriteStatements(ctx, []store.Statement{{SessionID: sess, Seq: int64(j), At: t0, Outcome: store.StatementOK}}); err == nil {
+							err = s.AddRecordingChunks(ctx, []store.RecordingChunk{{SessionID: sess, Seq: int64(j), Key: "k", At: t0}})
+						}
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				reviewIDs[r.ID], letterIDs[d.ID] = true, true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(reviewIDs) != workers*each || len(letterIDs) != workers*each {
+		t.Fatalf("distinct ids: %d reviews, %d dead letters; want %d", len(reviewIDs), len(letterIDs), workers*each)
+	}
+	for i := range workers {
+		sess := fmt.Sprintf("s%d", i)
+		st, err := s.ListStatements(ctx, sess, 0)
+		must(t, "statements", err)
+		ch, err := s.ListRecordingChunks(ctx, sess)
+		must(t, "chunks", err)
+		if len(st) != each || len(ch) != each {
+			t.Fatalf("%s: %d statements, %d chunks; want %d", sess, len(st), len(ch), each)
+		}
+	}
+}
+
+// testByteOrder checks "ordered by name" means byte order (Go's string
+// order), whatever collation the backend's database defaults to.
+func testByteOrder(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	names := []string{"b-x", "a", "_z", "B", "\u00e4", "A1", "a b", "ab"}
+	want := slices.Clone(names)
+	slices.Sort(want)
+	var batch []store.Session
+	for _, n := range names {
+		must(t, "user", s.PutUser(ctx, store.User{Name: n, CreatedAt: t0}))
+		must(t, "agent", s.PutAgent(ctx, store.Agent{Name: n, CreatedAt: t0}))
+		must(t, "connection", s.PutConnection(ctx, store.Connection{Name: n, CreatedAt: t0, UpdatedAt: t0}))
+		must(t, "rule", s.PutRule(ctx, store.AccessRule{Name: n, CreatedAt: t0, UpdatedAt: t0}))
+		must(t, "group", s.PutGroup(ctx, store.Group{Name: n, CreatedAt: t0}))
+		must(t, "webhook", s.PutWebhook(ctx, store.Webhook{Name: n, CreatedAt: t0}))
+		batch = append(batch, store.Session{ID: n, Start: t0})
+	}
+	must(t, "sessions", s.WriteSessions(ctx, batch))
+	users, err := s.ListUsers(ctx)
+	order(t, "users", users, err, func(x store.User) string { return x.Name }, want...)
+	agents, err := s.ListAgents(ctx)
+	order(t, "agents", agents, err, func(x store.Agent) string { return x.Name }, want...)
+	conns, err := s.ListConnections(ctx)
+	order(t, "connections", conns, err, func(x store.Connection) string { return x.Name }, want...)
+	rules, err := s.ListRules(ctx)
+	order(t, "rules", rules, err, ruleName, want...)
+	groups, err := s.ListGroups(ctx)
+	order(t, "groups", groups, err, groupName, want...)
+	hooks, err := s.ListWebhooks(ctx)
+	order(t, "webhooks", hooks, err, webhookName, want...)
+	// Sessions with one Start: ID descending, in byte order too.
+	desc := slices.Clone(want)
+	slices.Reverse(desc)
+	sess, err := s.QuerySessions(ctx, store.SessionFilter{})
+	order(t, "sessions", sess, err, sessionID, desc...)
+	sess, err = s.ListSessions(ctx, 100)
+	order(t, "ListSessions", sess, err, sessionID, desc...)
 }
