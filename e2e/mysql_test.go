@@ -2,143 +2,29 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
+	"net/http/httptest"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	gmclient "github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-sql-driver/mysql"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sluice-gw/sluice/internal/scratchmysql"
+	"github.com/sluice-gw/sluice/internal/server"
 )
-
-// scratchMariaDB is a throwaway MariaDB server in a temp dir on a free
-// loopback port, started by the test and stopped at its end.
-type scratchMariaDB struct {
-	dir, sock string
-	port      int
-	cmd       *exec.Cmd
-	exited    chan struct{}
-}
-
-func findBin(names ...string) string {
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-		for _, d := range []string{"/usr/sbin", "/usr/bin", "/usr/local/bin"} {
-			if p := filepath.Join(d, n); fileExists(p) {
-				return p
-			}
-		}
-	}
-	return ""
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func startMariaDB(t *testing.T) *scratchMariaDB {
-	t.Helper()
-	install := findBin("mariadb-install-db", "mysql_install_db")
-	server := findBin("mariadbd", "mysqld")
-	if install == "" || server == "" {
-		t.Fatal("MariaDB server not found: install it with `apt-get install -y mariadb-server mariadb-client` (or run `make deps`)")
-	}
-	base, err := os.MkdirTemp("", "sluice-mariadb-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(base, 0o755)
-	db := &scratchMariaDB{dir: filepath.Join(base, "data"), sock: filepath.Join(base, "mysqld.sock"), exited: make(chan struct{})}
-	if err := os.Mkdir(db.dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	var runAs []string
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("mysql")
-		if err != nil {
-			t.Fatal("running as root needs the mysql user (created by the mariadb-server package)")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		os.Chown(base, uid, gid)
-		os.Chown(db.dir, uid, gid)
-		runAs = []string{"--user=mysql"}
-	}
-	out, err := exec.Command(install, append([]string{"--no-defaults", "--datadir=" + db.dir, "--auth-root-authentication-method=normal", "--skip-test-db"}, runAs...)...).CombinedOutput()
-	if err != nil {
-		os.RemoveAll(base)
-		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.port = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	args := append([]string{"--no-defaults", "--datadir=" + db.dir, "--socket=" + db.sock, "--port=" + strconv.Itoa(db.port),
-		"--bind-address=127.0.0.1", "--max-allowed-packet=256M", "--innodb-buffer-pool-size=64M",
-		"--log-error=" + filepath.Join(base, "error.log"), "--pid-file=" + filepath.Join(base, "mysqld.pid"),
-		"--skip-log-bin", "--max-connections=100"}, runAs...)
-	db.cmd = exec.Command(server, args...)
-	db.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := db.cmd.Start(); err != nil {
-		os.RemoveAll(base)
-		t.Fatal(err)
-	}
-	go func() { db.cmd.Wait(); close(db.exited) }()
-	t.Cleanup(func() {
-		db.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-db.exited:
-		case <-time.After(30 * time.Second):
-			db.cmd.Process.Kill()
-			<-db.exited
-		}
-		os.RemoveAll(base)
-	})
-	root := db.rootDB(t)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := root.Ping()
-		if err == nil {
-			break
-		}
-		select {
-		case <-db.exited:
-			log, _ := os.ReadFile(filepath.Join(base, "error.log"))
-			t.Fatalf("mariadbd exited: %s", log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mariadbd did not come up: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return db
-}
-
-func (db *scratchMariaDB) rootDB(t *testing.T) *sql.DB {
-	t.Helper()
-	d, err := sql.Open("mysql", "root@unix("+db.sock+")/?multiStatements=true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
 
 const mysqlSchema = `
 CREATE DATABASE appdb;
@@ -153,16 +39,15 @@ CREATE TABLE appdb.blobs (id INT PRIMARY KEY, b LONGBLOB);
 CREATE PROCEDURE appdb.two_results() BEGIN SELECT 1 AS a; SELECT 'x' AS b, 2 AS c; END;
 `
 
-// mysqlWorld starts MariaDB (once per test binary run of TestMySQL) and
-// publishes my-demo (no policy), my-policy (guardrails + masking).
-func mysqlWorld(t *testing.T) *scratchMariaDB {
+// mysqlWorld starts MariaDB (internal/scratchmysql, stopped when the test
+// ends) and publishes my-demo (no policy), my-policy (guardrails + masking).
+func mysqlWorld(t *testing.T) *scratchmysql.Server {
 	t.Helper()
-	db := startMariaDB(t)
-	root := db.rootDB(t)
-	if _, err := root.Exec(mysqlSchema); err != nil {
+	db := scratchmysql.MustStart(t, scratchmysql.Options{})
+	if err := db.Exec(context.Background(), mysqlSchema); err != nil {
 		t.Fatalf("schema: %v", err)
 	}
-	target := fmt.Sprintf("mysql://app:app-secret@127.0.0.1:%d/appdb", db.port)
+	target := db.URL("app", "app-secret", "appdb")
 	E.must("PUT", "/api/v1/connections/my-demo", map[string]any{"agent": "demo-agent", "type": "mysql", "target": target})
 	E.must("PUT", "/api/v1/connections/my-policy", map[string]any{
 		"agent": "demo-agent", "type": "mysql", "target": target,
@@ -216,7 +101,7 @@ func myErrNo(err error) uint16 {
 }
 
 func TestMySQL(t *testing.T) {
-	mysqlWorld(t)
+	db := mysqlWorld(t)
 
 	t.Run("Query", func(t *testing.T) {
 		d := openMy(t, "my-demo")
@@ -336,6 +221,32 @@ func TestMySQL(t *testing.T) {
 		check("binary", name, email, ssn, card, note)
 	})
 
+	// One connection: text, then prepared (COM_STMT_PREPARE/EXECUTE/CLOSE),
+	// then text and prepared again. A command without a response
+	// (COM_STMT_CLOSE) must not shift later responses off their commands.
+	t.Run("MaskingAfterStmtClose", func(t *testing.T) {
+		d := openMy(t, "my-policy")
+		d.SetMaxOpenConns(1)
+		for i := range 3 {
+			for _, args := range [][]any{nil, {1}} {
+				q := "SELECT email FROM customers WHERE id = 1"
+				if args != nil {
+					q = "SELECT email FROM customers WHERE id = ?"
+				}
+				var email string
+				if err := d.QueryRow(q, args...).Scan(&email); err != nil {
+					t.Fatal(err)
+				}
+				if email == "ada@example.com" {
+					t.Fatalf("round %d (%d args): email not masked", i, len(args))
+				}
+			}
+		}
+		if _, err := d.Exec("DROP TABLE customers"); myErrNo(err) != 1142 {
+			t.Fatalf("a denial after prepared statements: %v", err)
+		}
+	})
+
 	t.Run("GuardrailDenials", func(t *testing.T) {
 		d := openMy(t, "my-policy")
 		d.SetMaxOpenConns(1)
@@ -412,10 +323,160 @@ func TestMySQL(t *testing.T) {
 		}
 	})
 
+	// Only a command that is nothing but KILL [QUERY|CONNECTION] <gateway id>
+	// is mapped; a KILL anywhere else would name an upstream thread and is
+	// refused with ERR 1227, while the session goes on.
+	t.Run("KillInMultiStatement", func(t *testing.T) {
+		tc := gatewayTLS(t)
+		a, err := gmclient.Connect(E.gw.MySQLAddr, "alice", E.aliceToken, "my-demo", func(c *gmclient.Conn) error { c.SetTLSConfig(tc); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		r, err := a.Execute("SELECT CONNECTION_ID()")
+		if err != nil {
+			t.Fatal(err)
+		}
+		upstreamID, _ := r.GetInt(0, 0)
+		done := make(chan error, 1)
+		go func() {
+			r, err := a.Execute("SELECT SLEEP(3)")
+			if err == nil {
+				if v, _ := r.GetInt(0, 0); v != 0 {
+					err = fmt.Errorf("SLEEP(3) returned %d: it was interrupted", v)
+				}
+			}
+			done <- err
+		}()
+		time.Sleep(300 * time.Millisecond)
+
+		d := openMy(t, "my-demo")
+		d.SetMaxOpenConns(1)
+		for _, q := range []string{
+			fmt.Sprintf("SELECT 1; KILL QUERY %d", upstreamID),          // the upstream id, hidden after a statement
+			fmt.Sprintf("SELECT 1; KILL QUERY %d", a.GetConnectionID()), // the gateway id: still not this form
+			fmt.Sprintf("/* x */ KILL %d", upstreamID),
+			fmt.Sprintf("SELECT 1 /*!50000 ; KILL %d */", upstreamID),
+		} {
+			_, err := d.Exec(q)
+			if myErrNo(err) != 1227 || !strings.Contains(err.Error(), "must be sent alone") {
+				t.Fatalf("%s: got %v, want ERR 1227", q, err)
+			}
+		}
+		if _, err := d.Prepare("KILL ?"); myErrNo(err) != 1227 {
+			t.Fatalf("prepared KILL: %v", err)
+		}
+		// Large enough to stream through the agent, KILL at the end: the
+		// upstream never gets the whole command, the session is closed.
+		big := fmt.Sprintf("SELECT '%s'; KILL %d", strings.Repeat("x", 200<<10), upstreamID)
+		closed := openMy(t, "my-demo") // its session ends
+		if _, err := closed.Exec(big); myErrNo(err) != 1227 || !strings.Contains(err.Error(), "session is closed") {
+			t.Fatalf("large command with a KILL at the end: %v", err)
+		}
+		var word string
+		if err := d.QueryRow("SELECT 'kill' AS w").Scan(&word); err != nil || word != "kill" {
+			t.Fatalf("a string with the word: %q %v", word, err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("the sleeping session was disturbed: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("SELECT SLEEP(3) never finished")
+		}
+		r, err = a.Execute("SELECT 1")
+		if err != nil {
+			t.Fatalf("the other session after the refused KILLs: %v", err)
+		}
+	})
+
+	// Statement timing with protocol="mysql", on the gateway and on an
+	// agent with its own registry, scraped and linted like Postgres's.
+	t.Run("Metrics", func(t *testing.T) {
+		reg := server.NewAgentRegistry()
+		dsn := E.createAgent("my-metrics-agent")
+		a, err := server.NewAgent(server.AgentConfig{DSN: dsn, Logger: testLogger(), Registry: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); a.Run(ctx) }()
+		defer func() { cancel(); <-stopped }()
+		agentMetrics := httptest.NewServer(server.MetricsHandler(reg))
+		defer agentMetrics.Close()
+		if err := E.waitOnline("my-metrics-agent"); err != nil {
+			t.Fatal(err)
+		}
+		E.must("PUT", "/api/v1/connections/my-metrics", map[string]any{"agent": "my-metrics-agent", "type": "mysql", "target": db.URL("app", "app-secret", "appdb")})
+		conn := map[string]string{"connection": "my-metrics", "protocol": "mysql"}
+		// The gateway outlives this test (go test -count=N): compare with before.
+		before := scrape(t, "http://"+E.gw.APIAddr+"/metrics")
+		was := func(name string) float64 { v, _ := lookup(before, name, conn); return v }
+		d := openMy(t, "my-metrics")
+		d.SetMaxOpenConns(1)
+		// 5 commands with a response: 3 COM_QUERY, then COM_STMT_PREPARE + COM_STMT_EXECUTE
+		// (go-sql-driver's COM_STMT_CLOSE gets none); BEGIN ... COMMIT is one transaction.
+		for _, q := range []string{"BEGIN", "SELECT COUNT(*) FROM customers", "COMMIT"} {
+			if _, err := d.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n int
+		if err := d.QueryRow("SELECT COUNT(*) FROM customers WHERE id > ?", 0).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		var gw map[string]*dto.MetricFamily
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			gw = scrape(t, "http://"+E.gw.APIAddr+"/metrics")
+			if v, ok := lookup(gw, "sluice_sessions_total", conn); ok && v >= was("sluice_sessions_total")+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("session never counted")
+			}
+		}
+		ag := scrape(t, agentMetrics.URL+"/metrics")
+		for _, c := range []struct {
+			gateway bool
+			name    string
+			want    float64
+		}{
+			{true, "sluice_statement_duration_seconds", 5},
+			{true, "sluice_queries_total", 5},
+			{true, "sluice_transactions_total", 3}, // BEGIN..COMMIT, then the prepare and the execute each autocommit
+			{false, "sluice_upstream_statement_duration_seconds", 5},
+			{false, "sluice_upstream_queries_total", 5},
+			{false, "sluice_upstream_transactions_total", 3},
+		} {
+			var got float64
+			if c.gateway {
+				got = value(t, gw, c.name, conn) - was(c.name)
+			} else {
+				got = value(t, ag, c.name, conn)
+			}
+			// go-sql-driver may ping or reset a pooled connection; never fewer.
+			if got < c.want || got > c.want+2 {
+				t.Errorf("%s{connection=my-metrics,protocol=mysql} = %v, want %v", c.name, got, c.want)
+			}
+		}
+		if value(t, gw, "sluice_query_seconds_total", conn) <= was("sluice_query_seconds_total") || value(t, ag, "sluice_upstream_transaction_seconds_total", conn) <= 0 {
+			t.Error("no time counted")
+		}
+		if value(t, gw, "sluice_proxy_overhead_seconds", map[string]string{"protocol": "mysql", "stage": "relay"}) == 0 {
+			t.Error("no gateway overhead observed")
+		}
+		if value(t, gw, "sluice_client_wait_seconds_total", map[string]string{"protocol": "mysql"}) <= 0 {
+			t.Error("no client wait counted")
+		}
+	})
+
 	t.Run("MariaDBClient", func(t *testing.T) {
-		cli := findBin("mariadb", "mysql")
-		if cli == "" {
-			t.Fatal("mysql client not found: apt-get install -y mariadb-client")
+		cli, err := scratchmysql.ClientPath()
+		if err != nil {
+			t.Fatal(err)
 		}
 		host, port := splitHostPort(E.gw.MySQLAddr)
 		ca := filepath.Join(t.TempDir(), "ca.pem")
@@ -445,4 +506,90 @@ func TestMySQL(t *testing.T) {
 			t.Fatalf("drop via mariadb client: %v %s", err, errOut)
 		}
 	})
+}
+
+// TestMySQLUpstreamTLS: the agent logs in to a MariaDB that has a
+// certificate from a throwaway CA, for an account that REQUIRES SSL, with
+// the target's tls / tls-ca parameters.
+func TestMySQLUpstreamTLS(t *testing.T) {
+	files, err := scratchmysql.NewTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := scratchmysql.MustStart(t, scratchmysql.Options{TLS: files})
+	if err := db.Exec(context.Background(), `CREATE DATABASE tlsdb;
+		CREATE USER 'sec'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('sec-pw') REQUIRE SSL;
+		GRANT ALL ON tlsdb.* TO 'sec'@'%'`); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "upstream-ca.pem") // a file on the agent's host
+	if err := os.WriteFile(ca, files.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := db.URL("sec", "sec-pw", "tlsdb")
+	for _, c := range []struct {
+		name, query string
+		ok          bool
+		errPart     string
+	}{
+		{"my-tls-ca", "?tls=true&tls-ca=" + ca, true, ""},
+		{"my-tls-ca-only", "?tls-ca=" + ca, true, ""}, // tls-ca alone means tls=true
+		{"my-tls-verify-ca", "?tls=verify-ca&tls-ca=" + ca, true, ""},
+		{"my-tls-skip", "?tls=skip-verify", true, ""},
+		{"my-tls-system-roots", "?tls=true", false, "certificate"},                 // the throwaway CA is not trusted
+		{"my-tls-off", "", false, "Access denied"},                                 // the server requires TLS for this account
+		{"my-tls-bad-ca", "?tls=true&tls-ca=/nonexistent/ca.pem", false, "tls-ca"}, // a clear error, not a fallback
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			E.must("PUT", "/api/v1/connections/"+c.name, map[string]any{"agent": "demo-agent", "type": "mysql", "target": base + c.query})
+			d := openMy(t, c.name)
+			var name, cipher string
+			err := d.QueryRow("SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&name, &cipher)
+			if !c.ok {
+				if myErrNo(err) != 2003 || !strings.Contains(err.Error(), c.errPart) {
+					t.Fatalf("want ERR 2003 mentioning %q, got %v", c.errPart, err)
+				}
+				return
+			}
+			if err != nil || cipher == "" {
+				t.Fatalf("upstream session not on TLS: cipher %q, %v", cipher, err)
+			}
+			var user string
+			if err := d.QueryRow("SELECT CURRENT_USER()").Scan(&user); err != nil || !strings.HasPrefix(user, "sec@") {
+				t.Fatalf("CURRENT_USER() = %q, %v", user, err)
+			}
+		})
+	}
+}
+
+// TestMySQLDemo runs `sluice demo --check` (what `make demo` runs) with
+// MariaDB, then as if it were not installed: the demo still runs, on
+// PostgreSQL only, and says so.
+func TestMySQLDemo(t *testing.T) {
+	run := func(extra ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		args := append([]string{"demo", "--check", "--api-addr", "127.0.0.1:0", "--tunnel-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0", "--mysql-addr", "127.0.0.1:0"}, extra...)
+		out, err := exec.CommandContext(ctx, sluiceBin(t), args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sluice %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	out := run()
+	for _, want := range []string{"upstream: scratch MariaDB", "-u demo -D mysql-demo --ssl --ssl-ca=", "check: 6 customers through mysql-demo (MySQL)\n", "check: 6 customers through the gateway\n"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	out = run("--mariadb-bin-dir", t.TempDir())
+	for _, want := range []string{"MySQL        not started: MariaDB is not installed (apt-get install -y mariadb-server", "check: mysql-demo not checked: MariaDB is not installed", "check: 6 customers through the gateway\n"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("demo without MariaDB: output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "mariadb -h") {
+		t.Fatalf("demo without MariaDB prints a mariadb line:\n%s", out)
+	}
 }

@@ -3,7 +3,8 @@
 #   - PostgreSQL server binaries (initdb, postgres, pgbench): postgresql-15
 #   - PostgreSQL client (psql):                               postgresql-client
 #   - CA certificates:                                        ca-certificates
-#   - MariaDB server + client (MySQL e2e tests):              mariadb-server, mariadb-client
+#   - MariaDB server + client (MySQL e2e tests, the demo's mysql-demo, the
+#     bench's MySQL paths):                                   mariadb-server, mariadb-client
 # Idempotent: does nothing (and no apt-get update) when everything is present.
 # Debian/Ubuntu only; elsewhere it fails with what to install.
 set -euo pipefail
@@ -25,8 +26,10 @@ if ! command -v psql >/dev/null 2>&1; then
 	missing+=("postgresql-client")
 	why+=("psql")
 fi
+# internal/scratchmysql needs both the server and the data-directory initialiser.
 have_mariadb_server() {
-	command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd || -x /usr/sbin/mysqld ]]
+	{ command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd || -x /usr/sbin/mysqld ]]; } &&
+		{ command -v mariadb-install-db >/dev/null 2>&1 || command -v mysql_install_db >/dev/null 2>&1; }
 }
 if ! have_mariadb_server; then
 	missing+=("mariadb-server")
@@ -77,11 +80,17 @@ for i in "${!missing[@]}"; do
 	fi
 done
 
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+# RUNLEVEL=1: where invoke-rc.d honours it, the packages do not start system
+# PostgreSQL/MariaDB services; the tests, demo and bench start their own.
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
 	apt-get install -y -qq --no-install-recommends "${missing[@]}"
 
 echo "install-deps: installed ${missing[*]}"
 if ! have_pg_server; then
 	echo "install-deps: PostgreSQL server binaries still not found under /usr/lib/postgresql/*/bin" >&2
+	exit 1
+fi
+if ! have_mariadb_server; then
+	echo "install-deps: MariaDB server binaries (mariadbd, mariadb-install-db) still not found" >&2
 	exit 1
 fi

@@ -18,6 +18,7 @@ func runDemo(args []string) error {
 	fs.StringVar(&cfg.Gateway.TunnelAddr, "tunnel-addr", envDefault("SLUICE_TUNNEL_ADDR", cfg.Gateway.TunnelAddr), "agent tunnel listen address")
 	fs.StringVar(&cfg.Gateway.PGAddr, "pg-addr", envDefault("SLUICE_PG_ADDR", cfg.Gateway.PGAddr), "PostgreSQL listen address")
 	fs.StringVar(&cfg.Gateway.MySQLAddr, "mysql-addr", envDefault("SLUICE_MYSQL_ADDR", cfg.Gateway.MySQLAddr), "MySQL listen address (empty: none)")
+	fs.StringVar(&cfg.MariaDBBinDir, "mariadb-bin-dir", "", "look for mariadbd and mariadb-install-db only here (default: $PATH, /usr/sbin); without them the demo runs without mysql-demo")
 	fs.BoolVar(&cfg.Check, "check", false, "run one query through the gateway and exit")
 	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "warn"), "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {

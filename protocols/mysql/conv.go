@@ -2,12 +2,12 @@ package mysql
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluice-gw/sluice/masking"
 )
@@ -70,37 +70,52 @@ func commandKind(cmd byte) respKind {
 
 // conversation is the agent's view of one session: the commands the
 // upstream still owes a response to, so that an answer the agent makes up
-// (a denial) is sent only when every earlier response has gone out.
+// (a denial) is sent only when every earlier response has gone out, and so
+// that each response can be timed and followed (masking).
 type conversation struct {
 	policy     *sessionPolicy
 	connection string // the Sluice connection name (what COM_INIT_DB may name)
 	database   string // the upstream database it stands for
 	maxInspect int
 	m          *Metrics
+	sm         *sessionMetrics
+	timer      stmtTimer // used by the response side only
+	kills      killScanner
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	pending []respKind
-	gwMu    sync.Mutex // serialises writes to the gateway stream
+	pending []pendingCmd
 }
 
 func newConversation(p *sessionPolicy, connection, database string, maxInspect int, m *Metrics) *conversation {
-	c := &conversation{policy: p, connection: connection, database: database, maxInspect: maxInspect, m: m}
+	stage := "relay"
+	if p != nil {
+		stage = "inspect"
+	}
+	c := &conversation{policy: p, connection: connection, database: database, maxInspect: maxInspect, m: m, sm: m.session(connection, stage)}
+	c.timer.m = c.sm
 	c.cond = sync.NewCond(&c.mu)
 	return c
 }
 
-func (c *conversation) push(k respKind) {
+// push queues a forwarded command's response. Commands the server does not
+// answer (COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA, COM_QUIT) are not queued:
+// an entry nobody answers would shift every later response onto the wrong
+// command (unmasked rows) and make waitIdle wait forever.
+func (c *conversation) push(k respKind, at time.Time) {
+	if k == respNone {
+		return
+	}
 	c.mu.Lock()
-	c.pending = append(c.pending, k)
+	c.pending = append(c.pending, pendingCmd{k, at})
 	c.mu.Unlock()
 }
 
-func (c *conversation) head() (respKind, bool) {
+func (c *conversation) head() (pendingCmd, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.pending) == 0 {
-		return 0, false
+		return pendingCmd{}, false
 	}
 	return c.pending[0], true
 }
@@ -130,10 +145,21 @@ func (c *conversation) stop(done *atomic.Bool) {
 	c.mu.Unlock()
 }
 
+// errLateKill ends a session whose command, too large to hold, showed a
+// KILL after part of it had gone upstream: the agent closes the upstream
+// connection before the command is complete, so the server never runs it,
+// and tells the client with ERR (seq is its sequence id).
+type errLateKill struct{ seq byte }
+
+func (e *errLateKill) Error() string {
+	return "a command too large to hold had a KILL after part of it was forwarded; session closed"
+}
+
 // requests relays commands from the gateway to the upstream, applying the
-// guardrails and refusing commands Sluice does not relay.
-func (c *conversation) requests(gw *bufio.Reader, gwOut *lockedWriter, up *bufio.Writer, n *atomic.Int64, done *atomic.Bool) error {
-	r := &relayer{src: gw, dst: up, n: n}
+// guardrails, refusing commands Sluice does not relay and KILLs it does not
+// map (killscan.go).
+func (c *conversation) requests(gw *bufio.Reader, clock *timedReader, gwOut *lockedWriter, up *bufio.Writer, n *atomic.Int64, done *atomic.Bool) error {
+	r := &relayer{src: gw, dst: up, n: n, overhead: c.sm.overhead, clock: clock}
 	buf := make([]byte, 0, 4096)
 	for {
 		ln, seq, err := r.header()
@@ -152,11 +178,32 @@ func (c *conversation) requests(gw *bufio.Reader, gwOut *lockedWriter, up *bufio
 		}
 		cmd := first[0]
 		kind := commandKind(cmd)
-		inspect := cmd == comInitDB || kind == respRefused ||
-			(c.policy != nil && c.policy.guard != nil && (cmd == comQuery || cmd == comStmtPrepare)) ||
+		sqlCmd := cmd == comQuery || cmd == comStmtPrepare
+		guarded := sqlCmd && c.policy != nil && c.policy.guard != nil
+		inspect := cmd == comInitDB || kind == respRefused || guarded ||
 			(cmd == comStmtFetch && c.policy != nil && c.policy.mask != nil)
+		killSeen := false
+		if sqlCmd && !inspect {
+			if ln < maxPart && ln <= gw.Size() {
+				p, err := gw.Peek(ln)
+				if err != nil {
+					return io.ErrUnexpectedEOF
+				}
+				killSeen = containsKill(p[1:])
+			} else {
+				relayed, err := c.streamLexed(r, ln, seq, kind, clock.at)
+				if err != nil {
+					return err // an *errLateKill ends the session
+				}
+				if relayed {
+					continue
+				}
+				killSeen = true // in the first buffer: nothing forwarded, refused below
+			}
+			inspect = killSeen
+		}
 		if !inspect {
-			c.push(kind)
+			c.push(kind, clock.at)
 			if err := r.writeHeader(ln, seq); err != nil {
 				return err
 			}
@@ -186,6 +233,8 @@ func (c *conversation) requests(gw *bufio.Reader, gwOut *lockedWriter, up *bufio
 		}
 		var deny []byte
 		switch {
+		case killSeen || (sqlCmd && !tooBig && containsKill(payload[1:])):
+			deny = errPayload(erSpecificAccess, "42000", killRefusal)
 		case tooBig:
 			deny = errPayload(erTableAccess, "42000", fmt.Sprintf("statement denied: a command of more than %d bytes cannot be inspected by the guardrails", c.maxInspect))
 		case kind == respRefused:
@@ -196,7 +245,7 @@ func (c *conversation) requests(gw *bufio.Reader, gwOut *lockedWriter, up *bufio
 			if db := string(payload[1:]); strings.EqualFold(db, c.connection) && c.database != "" {
 				payload = append([]byte{comInitDB}, c.database...)
 			}
-		default: // guarded statement
+		case guarded:
 			d := c.policy.guard.check(string(payload[1:]))
 			path := "prefilter"
 			if d.parsed {
@@ -209,7 +258,6 @@ func (c *conversation) requests(gw *bufio.Reader, gwOut *lockedWriter, up *bufio
 				deny = errPayload(erTableAccess, "42000", d.reason)
 			}
 		}
-		_ = parts
 		if deny != nil {
 			if err := r.flush(); err != nil {
 				return err
@@ -221,10 +269,90 @@ func (c *conversation) requests(gw *bufio.Reader, gwOut *lockedWriter, up *bufio
 			}
 			continue
 		}
-		c.push(kind)
+		c.push(kind, clock.at)
 		out, _ := appendPacket(nil, seq, payload)
 		if err := r.write(out); err != nil {
 			return err
+		}
+	}
+}
+
+// streamLexed relays a COM_QUERY or COM_STMT_PREPARE too large for the read
+// buffer (first part ln bytes, sequence id seq) while lexing it for KILL,
+// so that it needs no more memory than the buffer. A KILL in the first
+// buffer-full returns relayed false with nothing forwarded (the caller
+// refuses it). A KILL further on returns an *errLateKill after the rest of
+// the command was read and dropped: its last bytes never went upstream.
+func (c *conversation) streamLexed(r *relayer, ln int, seq byte, kind respKind, at time.Time) (relayed bool, err error) {
+	gw := r.src
+	c.kills.reset()
+	p, err := gw.Peek(min(ln, gw.Size()))
+	if len(p) < min(ln, gw.Size()) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return false, err
+	}
+	if c.kills.feed(p[1:]) {
+		return false, nil
+	}
+	c.push(kind, at)
+	if err := r.writeHeader(ln, seq); err != nil {
+		return true, err
+	}
+	last := ln < maxPart
+	left := ln
+	lexed := true // the first chunk is p, lexed above
+	for {
+		for left > 0 {
+			b, err := gw.Peek(min(left, gw.Size()))
+			if len(b) == 0 {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return true, err
+			}
+			// Lex before writing; the final chunk also waits for the end of the text.
+			found := !lexed && c.kills.feed(b)
+			lexed = false
+			if !found && last && left == len(b) {
+				found = c.kills.end()
+			}
+			if found {
+				if err := r.discard(left); err != nil {
+					return true, err
+				}
+				for !last {
+					var n int
+					if n, seq, err = readHeader(gw, &r.hdr); err != nil {
+						return true, err
+					}
+					if err := r.discard(n); err != nil {
+						return true, err
+					}
+					last = n < maxPart
+				}
+				return true, &errLateKill{seq: seq + 1}
+			}
+			r.waited = true
+			if err := r.write(b); err != nil {
+				return true, err
+			}
+			gw.Discard(len(b))
+			left -= len(b)
+		}
+		if last {
+			return true, nil
+		}
+		if ln, seq, err = readHeader(gw, &r.hdr); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return true, err
+		}
+		last, left = ln < maxPart, ln
+		if err := r.writeHeader(ln, seq); err != nil {
+			return true, err
 		}
 	}
 }
@@ -287,35 +415,23 @@ func (l *lockedWriter) write(b []byte) error {
 	return nil
 }
 
-// response parser states.
-type respState uint8
-
-const (
-	stFirst     respState = iota // the first packet of a (next) result
-	stColumns                    // column definitions
-	stColumnEOF                  // the EOF after them
-	stRows                       // rows until EOF or ERR
-	stPrepParams
-	stPrepParamsEOF
-	stPrepCols
-	stPrepColsEOF
-)
-
-// responses relays the upstream's answers to the gateway, masking rows.
-func (c *conversation) responses(up *bufio.Reader, gw *bufio.Writer, n *atomic.Int64) error {
-	r := &relayer{src: up, dst: gw, n: n}
+// responses relays the upstream's answers to the gateway, masking rows and
+// timing each command. Packets are streamed through from the read buffer
+// after a look at their first bytes; only column definitions and rows that
+// masking must rewrite are held whole.
+func (c *conversation) responses(up *bufio.Reader, clock *timedReader, gw *bufio.Writer, n *atomic.Int64) error {
+	r := &relayer{src: up, dst: gw, n: n, overhead: c.sm.overhead, clock: clock}
 	var (
-		st       respState
-		ncols    int
+		trk      respTracker
 		cols     []column
-		prepCols int
 		delta    byte // sequence shift after rewritten packets
 		withheld bool // rest of this response is dropped (masking failed closed)
-		buf      = make([]byte, 0, 64<<10)
+		buf      []byte
 		mk       *masker
 		mask     = c.policy != nil && c.policy.mask != nil
 	)
 	if mask {
+		buf = make([]byte, 0, 64<<10)
 		mk = &masker{m: c.policy.mask, counts: func(kinds masking.KindSet, forced bool) {
 			if kinds == 0 {
 				c.m.Masked.WithLabelValues("column").Inc()
@@ -324,8 +440,9 @@ func (c *conversation) responses(up *bufio.Reader, gw *bufio.Writer, n *atomic.I
 			kinds.Each(func(k masking.Kind) { c.m.Masked.WithLabelValues(c.policy.mask.p.KindName(k)).Inc() })
 		}}
 	}
-	done := func() {
-		st, delta, withheld, cols = stFirst, 0, false, nil
+	done := func(pc pendingCmd, pi packetInfo) {
+		delta, withheld, cols = 0, false, cols[:0]
+		c.timer.done(pc.at, clock.at, pi)
 		c.pop()
 	}
 	for {
@@ -333,53 +450,55 @@ func (c *conversation) responses(up *bufio.Reader, gw *bufio.Writer, n *atomic.I
 		if err != nil {
 			return err
 		}
-		kind, ok := c.head()
-		rowsMasked := mask && st == stRows && mk.any && (kind == respText || kind == respBinary || kind == respFetch)
+		pc, ok := c.head()
+		rows := pc.kind == respText || pc.kind == respBinary || pc.kind == respFetch
+		rowsMasked := mask && rows && trk.st == stRows && mk.any
 		// Packets that need no look: stream them through.
 		if !ok || (ln == maxPart && !rowsMasked) {
-			if !withheld {
-				if err := r.writeHeader(ln, seq+delta); err != nil {
-					return err
-				}
-				if err := r.copyN(ln); err != nil {
-					return err
-				}
-			} else if err := r.discard(ln); err != nil {
+			if err := c.passPacket(r, ln, seq, delta, withheld); err != nil {
 				return err
-			}
-			for ln == maxPart {
-				if ln, seq, err = r.header(); err != nil {
-					return err
-				}
-				if withheld {
-					if err := r.discard(ln); err != nil {
-						return err
-					}
-					continue
-				}
-				if err := r.writeHeader(ln, seq+delta); err != nil {
-					return err
-				}
-				if err := r.copyN(ln); err != nil {
-					return err
-				}
 			}
 			continue
 		}
-		limit := c.maxInspect
-		payload, parts, tooBig, err := readRest(r, ln, buf[:0], limit)
+		before := trk.st
+		if !(rowsMasked || (mask && rows && before == stColumns)) {
+			head, err := r.src.Peek(min(ln, trackHead))
+			if len(head) < min(ln, trackHead) {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+			pi, err := trk.feed(pc.kind, head, ln)
+			if err != nil {
+				return err
+			}
+			switch {
+			case mask && before == stColumnEOF && trk.st == stRows:
+				mk.reset(cols)
+			case before == stFirst && trk.st == stColumns:
+				cols = cols[:0]
+			}
+			if err := c.passPacket(r, ln, seq, delta, withheld); err != nil {
+				return err
+			}
+			if pi.end {
+				done(pc, pi)
+			}
+			continue
+		}
+		// Held: a column definition masking must read, or a row it may rewrite.
+		payload, parts, tooBig, err := readRest(r, ln, buf[:0], c.maxInspect)
 		if err != nil {
 			return err
 		}
 		if cap(payload) <= 1<<20 {
 			buf = payload[:0]
 		}
-		out := payload
-		end := false
 		if tooBig { // only rows are held beyond a packet
 			if !withheld {
 				c.m.MaskFailures.WithLabelValues("too_large").Inc()
-				e := errPayload(erTableAccess, "42000", fmt.Sprintf("masking: a row of more than %d bytes cannot be masked; result withheld", limit))
+				e := errPayload(erTableAccess, "42000", fmt.Sprintf("masking: a row of more than %d bytes cannot be masked; result withheld", c.maxInspect))
 				b, _ := appendPacket(nil, seq+delta, e)
 				if err := r.write(b); err != nil {
 					return err
@@ -388,120 +507,63 @@ func (c *conversation) responses(up *bufio.Reader, gw *bufio.Writer, n *atomic.I
 			}
 			continue
 		}
-		switch kind {
-		case respNone, respRefused:
-			// unexpected: pass through
-		case respSimple:
-			end = true
-		case respText, respBinary, respFetch:
-			if kind == respFetch && st == stFirst {
-				st = stRows
+		if before == stColumns {
+			col, err := parseColumn(payload, c.policy.mask)
+			if err != nil {
+				return err
 			}
-			switch st {
-			case stFirst:
-				switch {
-				case len(payload) == 0:
-					end = true
-				case payload[0] == 0x00:
-					end = okStatus(payload)&statusMoreResults == 0
-				case payload[0] == 0xff || payload[0] == 0xfb:
-					end = true
-				default:
-					v, _, _, ok := readLenEnc(payload)
-					if !ok || v == 0 || v > 4096 {
-						return fmt.Errorf("bad column count")
-					}
-					ncols, cols, st = int(v), cols[:0], stColumns
-				}
-			case stColumns:
-				if mask {
-					col, err := parseColumn(payload, c.policy.mask)
-					if err != nil {
-						return err
-					}
-					cols = append(cols, col)
-				}
-				if ncols--; ncols == 0 {
-					st = stColumnEOF
-				}
-			case stColumnEOF:
-				st = stRows
-				if mask {
-					mk.reset(cols)
-				}
-				if kind == respBinary && eofStatus(payload)&statusCursorExists != 0 {
-					end = true
-				}
-			case stRows:
-				switch {
-				case isEOF(payload):
-					if eofStatus(payload)&statusMoreResults != 0 && kind != respFetch {
-						st = stFirst
-					} else {
-						end = true
-					}
-				case len(payload) > 0 && payload[0] == 0xff:
-					end = true
-				case mask && mk.any:
-					var err error
-					if kind == respText {
-						out, err = mk.textRow(payload)
-					} else {
-						out, err = mk.binaryRow(payload)
-					}
-					if err != nil {
-						return err
-					}
-				}
+			cols = append(cols, col)
+		}
+		pi, err := trk.feed(pc.kind, payload, len(payload))
+		if err != nil {
+			return err
+		}
+		out := payload
+		if pi.row {
+			if pc.kind == respText {
+				out, err = mk.textRow(payload)
+			} else {
+				out, err = mk.binaryRow(payload)
 			}
-		case respPrepare:
-			switch st {
-			case stFirst:
-				if len(payload) >= 9 && payload[0] == 0x00 {
-					prepCols = int(binary.LittleEndian.Uint16(payload[5:7]))
-					np := int(binary.LittleEndian.Uint16(payload[7:9]))
-					switch {
-					case np > 0:
-						ncols, st = np, stPrepParams
-					case prepCols > 0:
-						ncols, st = prepCols, stPrepCols
-					default:
-						end = true
-					}
-				} else {
-					end = true
-				}
-			case stPrepParams:
-				if ncols--; ncols == 0 {
-					st = stPrepParamsEOF
-				}
-			case stPrepParamsEOF:
-				if prepCols > 0 {
-					ncols, st = prepCols, stPrepCols
-				} else {
-					end = true
-				}
-			case stPrepCols:
-				if ncols--; ncols == 0 {
-					st = stPrepColsEOF
-				}
-			case stPrepColsEOF:
-				end = true
+			if err != nil {
+				return err
 			}
-		case respFields:
-			end = isEOF(payload) || (len(payload) > 0 && payload[0] == 0xff)
 		}
 		if !withheld {
-			b := r.dst
-			_ = b
 			hdrOut, next := appendPacket(nil, seq+delta, out)
 			if err := r.write(hdrOut); err != nil {
 				return err
 			}
 			delta += next - (seq + delta) - byte(parts)
 		}
-		if end {
-			done()
+		if pi.end {
+			done(pc, pi)
+		}
+	}
+}
+
+// passPacket relays one logical packet whose first header (ln, seq) was
+// read, unchanged but for its sequence ids (shifted by delta), or drops it.
+func (c *conversation) passPacket(r *relayer, ln int, seq, delta byte, drop bool) error {
+	for {
+		if drop {
+			if err := r.discard(ln); err != nil {
+				return err
+			}
+		} else {
+			if err := r.writeHeader(ln, seq+delta); err != nil {
+				return err
+			}
+			if err := r.copyN(ln); err != nil {
+				return err
+			}
+		}
+		if ln < maxPart {
+			return nil
+		}
+		var err error
+		if ln, seq, err = r.header(); err != nil {
+			return err
 		}
 	}
 }

@@ -7,5 +7,8 @@
 //
 // Both sides frame with the same code (packet.go): a 3-byte little-endian
 // length and a sequence id; a packet of 0xffffff bytes continues in the next.
-// No length is trusted beyond Config.MaxMessage.
+// No length is trusted beyond Config.MaxMessage. Both follow the server's
+// answers with the same tracker (track.go), from each packet's first bytes,
+// to time statements (metrics.go); the agent also masks with it. The agent
+// refuses any KILL the gateway did not map (killscan.go).
 package mysql

@@ -14,7 +14,6 @@ import (
 	"net"
 	"regexp"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,7 +34,7 @@ type Frontend struct {
 	now     func() time.Time
 
 	ids connIDs
-	wg  sync.WaitGroup
+	acc protocols.Acceptor
 }
 
 var _ protocols.Frontend = (*Frontend)(nil)
@@ -57,32 +56,14 @@ func NewFrontend(cfg Config, auth engine.Authenticator, authz engine.Authorizer,
 // Name implements protocols.Frontend.
 func (f *Frontend) Name() string { return Name }
 
-// Serve accepts clients on ln until ctx ends or ln fails, then waits for
-// running sessions to finish.
+// Serve accepts clients on ln until ctx ends, Drain is called or ln fails,
+// then waits for running sessions to finish.
 func (f *Frontend) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	defer f.wg.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			f.ServeConn(ctx, c)
-		}()
-	}
+	return f.acc.Serve(ctx, ln, f.ServeConn)
 }
+
+// Drain stops accepting clients; running sessions go on.
+func (f *Frontend) Drain() { f.acc.Drain() }
 
 // clientErr is a login failure with the sequence id its ERR packet takes.
 type clientErr struct {
@@ -107,7 +88,9 @@ func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
 	}
 	f.ids.set(id, &killTarget{agent: sess.Plan.Agent, sessionID: sess.ID, user: sess.Identity.User})
 	m := f.cfg.Metrics
-	m.Setup.Observe(f.now().Sub(sess.Start).Seconds())
+	wait := f.now().Sub(sess.Start).Seconds()
+	m.Setup.Observe(wait)
+	m.clientWait.Add(wait)
 	m.Active.Inc()
 	f.audit.SessionStarted(sess.Record("running", nil, time.Time{}))
 	err = f.relay(ctx, conn, stream, sess, ready)
@@ -353,10 +336,12 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 		conn.Close()
 		return nil
 	}
+	q := &cmdRing{}
+	sm := f.cfg.Metrics.session(sess.Plan.Connection, "relay")
 	upDone := make(chan error, 1)
-	go func() { upDone <- f.requests(ctx, conn, stream, cw, sess) }()
+	go func() { upDone <- f.requests(ctx, conn, stream, cw, sess, q, sm) }()
 	downDone := make(chan error, 1)
-	go func() { downDone <- f.responses(stream, cw, sess) }()
+	go func() { downDone <- f.responses(stream, cw, sess, q, sm) }()
 	stop := context.AfterFunc(ctx, func() { stream.Close(); conn.Close() })
 	defer stop()
 	select {
@@ -393,10 +378,12 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	}
 }
 
-// requests relays client commands to the agent, answering KILL itself.
-func (f *Frontend) requests(ctx context.Context, conn net.Conn, stream transport.Stream, cw *lockedWriter, sess *engine.Session) error {
-	src := bufio.NewReaderSize(conn, f.cfg.BufferSize)
-	r := &relayer{src: src, dst: bufio.NewWriterSize(stream, f.cfg.BufferSize), n: &sess.BytesIn}
+// requests relays client commands to the agent, answering KILL itself, and
+// queues each forwarded command for responses to time.
+func (f *Frontend) requests(ctx context.Context, conn net.Conn, stream transport.Stream, cw *lockedWriter, sess *engine.Session, q *cmdRing, sm *sessionMetrics) error {
+	clock := &timedReader{r: conn}
+	src := bufio.NewReaderSize(clock, f.cfg.BufferSize)
+	r := &relayer{src: src, dst: bufio.NewWriterSize(stream, f.cfg.BufferSize), n: &sess.BytesIn, overhead: sm.overhead, clock: clock}
 	for {
 		ln, seq, err := r.header()
 		if err != nil {
@@ -424,6 +411,15 @@ func (f *Frontend) requests(ctx context.Context, conn net.Conn, stream transport
 				}
 			}
 		}
+		if ln > 0 {
+			b, err := src.Peek(1)
+			if err != nil {
+				return io.ErrUnexpectedEOF
+			}
+			if k := commandKind(b[0]); k != respNone {
+				q.push(k, clock.at)
+			}
+		}
 		size := 0
 		for {
 			size += ln
@@ -447,15 +443,35 @@ func (f *Frontend) requests(ctx context.Context, conn net.Conn, stream transport
 }
 
 // responses relays the agent's packets to the client, recording the
-// denials the agent reports (ERR 1142 from guardrails or masking).
-func (f *Frontend) responses(stream transport.Stream, cw *lockedWriter, sess *engine.Session) error {
-	src := bufio.NewReaderSize(stream, f.cfg.BufferSize)
-	r := &relayer{src: src, dst: bufio.NewWriterSize(cw, f.cfg.BufferSize), n: new(atomic.Int64)}
+// denials the agent reports (ERR 1142 from guardrails or masking) and
+// timing each command from the first bytes of its response's packets.
+func (f *Frontend) responses(stream transport.Stream, cw *lockedWriter, sess *engine.Session, q *cmdRing, sm *sessionMetrics) error {
+	clock := &timedReader{r: stream}
+	src := bufio.NewReaderSize(clock, f.cfg.BufferSize)
+	r := &relayer{src: src, dst: bufio.NewWriterSize(cw, f.cfg.BufferSize), n: new(atomic.Int64), overhead: sm.overhead, clock: clock}
+	var trk respTracker
+	timer := stmtTimer{m: sm}
 	cont := false
 	for {
 		ln, seq, err := r.header()
 		if err != nil {
 			return err
+		}
+		if pc, ok := q.front(); ok && !cont {
+			head, err := src.Peek(min(ln, trackHead))
+			if len(head) < min(ln, trackHead) {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+			switch pi, err := trk.feed(pc.kind, head, ln); {
+			case err != nil:
+				q.lost.Store(true) // timing stops; the relay never fails over it
+			case pi.end:
+				timer.done(pc.at, clock.at, pi)
+				q.pop()
+			}
 		}
 		if !cont && ln >= 9 && ln <= 4096 {
 			if p, err := src.Peek(ln); err == nil && p[0] == 0xff {

@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // maxPart is the largest payload of one physical packet; a part of exactly
@@ -59,18 +62,23 @@ func readPacket(r io.Reader, buf []byte, limit int) (payload []byte, seq byte, p
 		if len(payload)+n > limit {
 			return nil, seq, parts, &errPacketTooLarge{size: len(payload) + n, max: limit}
 		}
-		start := len(payload)
-		if cap(payload) < start+n {
-			grown := make([]byte, start, max(2*cap(payload), start+n))
-			copy(grown, payload)
-			payload = grown
-		}
-		payload = payload[:start+n]
-		if _, err := io.ReadFull(r, payload[start:]); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
+		// Grow with the bytes that arrive, never to the claimed length at once.
+		for left := n; left > 0; {
+			step := min(left, 64<<10)
+			start := len(payload)
+			if cap(payload) < start+step {
+				grown := make([]byte, start, max(2*cap(payload), start+step))
+				copy(grown, payload)
+				payload = grown
 			}
-			return nil, seq, parts, err
+			payload = payload[:start+step]
+			if _, err := io.ReadFull(r, payload[start:]); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, seq, parts, err
+			}
+			left -= step
 		}
 		if n < maxPart {
 			return payload, seq, parts, nil
@@ -103,6 +111,15 @@ type relayer struct {
 	dst *bufio.Writer
 	n   *atomic.Int64
 	hdr [4]byte
+
+	// overhead, when set, observes each batch's time inside this process:
+	// from the read that brought its first packet returning (clock is the
+	// timedReader under src) to the flush that wrote it returning. Batches
+	// that waited for more input mid-packet are not observed.
+	overhead prometheus.Observer
+	clock    *timedReader
+	batchAt  time.Time
+	waited   bool
 }
 
 func (r *relayer) header() (int, byte, error) {
@@ -111,16 +128,25 @@ func (r *relayer) header() (int, byte, error) {
 			return 0, 0, err
 		}
 	}
-	return readHeader(r.src, &r.hdr)
+	n, seq, err := readHeader(r.src, &r.hdr)
+	if r.clock != nil && r.batchAt.IsZero() {
+		r.batchAt = r.clock.at
+	}
+	return n, seq, err
 }
 
 func (r *relayer) flush() error {
 	if r.dst.Buffered() == 0 {
+		r.batchAt, r.waited = time.Time{}, false
 		return nil
 	}
 	if err := r.dst.Flush(); err != nil {
 		return &writeError{err}
 	}
+	if r.overhead != nil && !r.batchAt.IsZero() && !r.waited {
+		r.overhead.Observe(time.Since(r.batchAt).Seconds())
+	}
+	r.batchAt, r.waited = time.Time{}, false
 	return nil
 }
 
@@ -132,6 +158,20 @@ func (r *relayer) write(b []byte) error {
 	return nil
 }
 
+// timedReader notes when a read last returned data.
+type timedReader struct {
+	r  io.Reader
+	at time.Time
+}
+
+func (t *timedReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.at = time.Now()
+	}
+	return n, err
+}
+
 // writeHeader writes a physical header.
 func (r *relayer) writeHeader(n int, seq byte) error {
 	return r.write([]byte{byte(n), byte(n >> 8), byte(n >> 16), seq})
@@ -139,6 +179,9 @@ func (r *relayer) writeHeader(n int, seq byte) error {
 
 // copyN streams exactly n bytes of payload from src to dst.
 func (r *relayer) copyN(n int) error {
+	if n > r.src.Buffered() {
+		r.waited = true
+	}
 	for n > 0 {
 		b, err := r.src.Peek(min(n, r.src.Size()))
 		if len(b) == 0 && err != nil {
@@ -167,6 +210,9 @@ func (r *relayer) copyN(n int) error {
 
 // readFull reads exactly len(b) payload bytes.
 func (r *relayer) readFull(b []byte) error {
+	if len(b) > r.src.Buffered() {
+		r.waited = true
+	}
 	if _, err := io.ReadFull(r.src, b); err != nil {
 		if err == io.EOF {
 			return io.ErrUnexpectedEOF
@@ -178,6 +224,9 @@ func (r *relayer) readFull(b []byte) error {
 
 // discard skips n payload bytes.
 func (r *relayer) discard(n int) error {
+	if n > r.src.Buffered() {
+		r.waited = true
+	}
 	if d, err := r.src.Discard(n); err != nil || d != n {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -262,24 +311,31 @@ func eofStatus(p []byte) uint16 {
 	return uint16(p[3]) | uint16(p[4])<<8
 }
 
-// okStatus returns the status flags of an OK packet.
+// okStatus returns the status flags of an OK packet (0 if it has none).
 func okStatus(p []byte) uint16 {
+	s, _ := parseOKStatus(p)
+	return s
+}
+
+// parseOKStatus returns the status flags of an OK packet: 0x00,
+// affected_rows and last_insert_id (length-encoded), status (2 bytes).
+func parseOKStatus(p []byte) (uint16, bool) {
 	if len(p) < 1 || p[0] != 0x00 {
-		return 0
+		return 0, false
 	}
 	_, n1, _, ok := readLenEnc(p[1:])
 	if !ok {
-		return 0
+		return 0, false
 	}
 	_, n2, _, ok := readLenEnc(p[1+n1:])
 	if !ok {
-		return 0
+		return 0, false
 	}
 	i := 1 + n1 + n2
 	if len(p) < i+2 {
-		return 0
+		return 0, false
 	}
-	return uint16(p[i]) | uint16(p[i+1])<<8
+	return uint16(p[i]) | uint16(p[i+1])<<8, true
 }
 
 func isNetErr(err error) bool {

@@ -3,11 +3,9 @@ package mysql
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,7 +17,6 @@ import (
 	"github.com/pingcap/tidb/pkg/parser/charset"
 
 	"github.com/sluice-gw/sluice/protocols"
-	"github.com/sluice-gw/sluice/protocols/postgres"
 	"github.com/sluice-gw/sluice/transport"
 )
 
@@ -55,42 +52,6 @@ func NewUpstream(cfg Config) (*Upstream, error) {
 // Name implements protocols.Upstream.
 func (u *Upstream) Name() string { return Name }
 
-// target is a parsed connection target:
-// mysql://user:password@host:port/database?tls=true|skip-verify|false
-type target struct {
-	addr, user, password, db string
-	tls                      *tls.Config
-}
-
-func parseTarget(raw string) (*target, error) {
-	s, err := postgres.ResolveTarget(raw)
-	if err != nil {
-		return nil, err
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "mysql" && u.Scheme != "mariadb") || u.Host == "" {
-		return nil, errors.New("invalid target: want mysql://user:password@host:port/database")
-	}
-	t := &target{addr: u.Host, db: strings.TrimPrefix(u.Path, "/")}
-	if u.Port() == "" {
-		t.addr = net.JoinHostPort(u.Hostname(), "3306")
-	}
-	if u.User != nil {
-		t.user = u.User.Username()
-		t.password, _ = u.User.Password()
-	}
-	switch v := u.Query().Get("tls"); v {
-	case "", "false", "disable":
-	case "true", "require", "verify-full":
-		t.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
-	case "skip-verify", "insecure":
-		t.tls = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for by the target
-	default:
-		return nil, fmt.Errorf("invalid target: tls=%s (want true, skip-verify or false)", v)
-	}
-	return t, nil
-}
-
 // ServeStream implements protocols.Upstream.
 func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transport.Header) {
 	defer func() { s.CloseWrite(); s.Close() }()
@@ -122,6 +83,8 @@ func (u *Upstream) ServeStream(ctx context.Context, s transport.Stream, h transp
 		var me *gomysql.MyError
 		if errors.As(err, &me) {
 			msg += fmt.Sprintf(": %s (%d)", me.Message, me.Code)
+		} else {
+			msg += ": " + redact(err.Error(), t.password) // e.g. a TLS verification failure
 		}
 		report(errPayload(crConnHostError, "HY000", msg))
 		return
@@ -195,15 +158,16 @@ func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn, c
 	c := newConversation(policy, connection, database, u.cfg.MaxInspect, m)
 	var in, out atomic.Int64
 	gwOut := &lockedWriter{w: s}
-	gwR := bufio.NewReaderSize(s, u.cfg.BufferSize)
-	upR := bufio.NewReaderSize(up, u.cfg.BufferSize)
+	gwClock, upClock := &timedReader{r: s}, &timedReader{r: up}
+	gwR := bufio.NewReaderSize(gwClock, u.cfg.BufferSize)
+	upR := bufio.NewReaderSize(upClock, u.cfg.BufferSize)
 	upW := bufio.NewWriterSize(up, u.cfg.BufferSize)
 	gwW := bufio.NewWriterSize(gwOut, u.cfg.BufferSize)
 	var done atomic.Bool
 	upDone := make(chan error, 1)
-	go func() { upDone <- c.requests(gwR, gwOut, upW, &in, &done) }()
+	go func() { upDone <- c.requests(gwR, gwClock, gwOut, upW, &in, &done) }()
 	downDone := make(chan error, 1)
-	go func() { downDone <- c.responses(upR, gwW, &out) }()
+	go func() { downDone <- c.responses(upR, upClock, gwW, &out) }()
 	stop := context.AfterFunc(ctx, func() { s.Close(); up.Close() })
 	defer stop()
 	defer func() {
@@ -213,9 +177,14 @@ func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn, c
 	var err error
 	select {
 	case err = <-upDone:
-		up.Close()
+		up.Close() // before anything buffered for it is flushed: a refused command never completes
 		c.stop(&done)
 		<-downDone
+		var late *errLateKill
+		if errors.As(err, &late) {
+			b, _ := appendPacket(nil, late.seq, errPayload(erSpecificAccess, "42000", killRefusal+"; it was found after part of a large command had been forwarded, so the session is closed"))
+			gwOut.write(b)
+		}
 	case err = <-downDone:
 		gwW.Flush()
 		c.stop(&done)
@@ -257,4 +226,15 @@ func (u *Upstream) kill(ctx context.Context, sessionID string, connection bool, 
 	if _, err := conn.Execute(stmt + strconv.FormatUint(uint64(us.connID), 10)); err != nil {
 		log.Info("kill: upstream refused", "error", err)
 	}
+}
+
+// redact hides the password in an error text the client will see.
+func redact(s, password string) string {
+	if password != "" {
+		s = strings.ReplaceAll(s, password, "xxxxx")
+	}
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
 }

@@ -1,11 +1,12 @@
 // Command sluicebench is Sluice's benchmark harness (make bench, make
 // bench-quick); see bench/README.md and shared/design/PERFORMANCE.md.
 //
-// It starts a scratch PostgreSQL, a real gateway and agent, two minimal
-// relays in series and pgbouncer on loopback, runs pgbench and streaming
-// workloads through every path in interleaved rounds, and prints ratios to a
-// direct connection measured in the same run, with the targets T1–T4 and
-// T6–T8. Results go to bench/results/<date>-<commit>[-quick].json.
+// It starts a scratch PostgreSQL and a scratch MariaDB, a real gateway and
+// agent, two minimal relays in series and pgbouncer on loopback, runs
+// pgbench, a Go MySQL load generator and streaming workloads through every
+// path in interleaved rounds, and prints ratios to a direct connection
+// measured in the same run, with the targets T1–T4 and T6–T8. Results go
+// to bench/results/<date>-<commit>[-quick].json.
 package main
 
 import (
@@ -34,10 +35,12 @@ type config struct {
 	sluiceBin  string
 	modes      []string
 	clients    []int
+	mysql      bool
 }
 
-// pathOrder is the base order; it rotates each round.
-var pathOrder = []string{"direct", "sluice", "sluice-detectors", "sluice-nopolicy", "relay-x2", "pgbouncer"}
+// pathOrder is the base order; it rotates each round. The MySQL paths
+// (mysql.go) run only the MySQL workloads.
+var pathOrder = append([]string{"direct", "sluice", "sluice-detectors", "sluice-nopolicy", "relay-x2", "pgbouncer"}, myPaths...)
 
 // txPaths run the pgbench workloads; sluice-detectors only runs COPY (see
 // workloads).
@@ -49,7 +52,7 @@ func main() {
 
 func run() int {
 	var cfg config
-	flag.BoolVar(&cfg.quick, "quick", false, "one round: -S simple at c=1 and c=8 for 10 s, plus the streams on direct, sluice and sluice-nopolicy (and COPY on every path)")
+	flag.BoolVar(&cfg.quick, "quick", false, "one round: -S simple at c=1 and c=8 for 10 s, plus the streams on direct, sluice and sluice-nopolicy (and COPY on every path), and the MySQL paths")
 	flag.IntVar(&cfg.rounds, "rounds", 0, "rounds (default 3, quick 1)")
 	flag.DurationVar(&cfg.duration, "duration", 0, "pgbench -T per run (default 5s so that 3 rounds make 15 s per path and workload; quick 10s)")
 	flag.DurationVar(&cfg.warmup, "warmup", 0, "pgbench warm-up per path and workload, first round only (default 1s)")
@@ -59,6 +62,7 @@ func run() int {
 	flag.StringVar(&cfg.resultsDir, "results", "bench/results", "where results files go")
 	micro := flag.String("micro", "auto", "run the go micro benchmarks after the macro run: auto (full runs only), yes, no")
 	flag.StringVar(&cfg.sluiceBin, "sluice-bin", "", "use this sluice binary instead of building ./cmd/sluice")
+	flag.BoolVar(&cfg.mysql, "mysql", true, "also run the MySQL paths (a scratch MariaDB, direct and through sluice)")
 	flag.Parse()
 	if cfg.quick {
 		cfg.rounds = orInt(cfg.rounds, 1)
@@ -196,7 +200,22 @@ func workloads(cfg config, copyOnSluice bool) []workload {
 	if cfg.quick {
 		sel.Paths = []string{"direct", "sluice", "sluice-nopolicy"}
 	}
-	return append(ws, sel)
+	ws = append(ws, sel)
+	if cfg.mysql {
+		ws = append(ws, myWorkloads(cfg)...)
+	}
+	return ws
+}
+
+// pgStream is the name of the Postgres stream workload of kind "copy" or
+// "select".
+func pgStream(cfg config, kind string) string {
+	for _, w := range workloads(cfg, true) {
+		if w.Proto == "" && w.Stream == kind {
+			return w.Name
+		}
+	}
+	return ""
 }
 
 type key struct{ path, workload string }
@@ -215,8 +234,14 @@ func runRounds(ctx context.Context, e *env, cfg config, ws []workload) map[key][
 			}
 			order = rotate(order, r+wi)
 			if w.Stream == "select" && r == 0 {
-				// Warm the page cache once, unmeasured, so that the first path is not penalised.
-				_ = runStream(ctx, e.paths["direct"], w, cfg)
+				// Warm the caches once, unmeasured, so that the first path is not penalised.
+				if w.Proto == "mysql" {
+					if d := e.paths["mysql-direct"]; d != nil && d.Skipped == "" {
+						_ = runMyStream(ctx, d)
+					}
+				} else {
+					_ = runStream(ctx, e.paths["direct"], w, cfg)
+				}
 			}
 			for _, name := range order {
 				if ctx.Err() != nil {
@@ -227,7 +252,18 @@ func runRounds(ctx context.Context, e *env, cfg config, ws []workload) map[key][
 					continue
 				}
 				var s sample
-				if w.Kind == "tx" {
+				switch {
+				case w.Proto == "mysql" && w.Kind == "tx":
+					if r == 0 {
+						var ws sample
+						if err := runMyPoint(ctx, p, w, cfg.warmup, cfg.selectRows, &ws); err != nil {
+							logf("warm-up %s on %s: %v", w.Name, name, err)
+						}
+					}
+					s = measure(p, func(s *sample) error { return runMyPoint(ctx, p, w, cfg.duration, cfg.selectRows, s) })
+				case w.Proto == "mysql":
+					s = runMyStream(ctx, p)
+				case w.Kind == "tx":
 					if r == 0 {
 						var ws sample
 						if err := runPgbench(ctx, e, p, w, cfg.warmup, "", &ws); err != nil {
@@ -236,7 +272,7 @@ func runRounds(ctx context.Context, e *env, cfg config, ws []workload) map[key][
 					}
 					logDir := filepath.Join(e.tmp, "pgbench-log")
 					s = measure(p, func(s *sample) error { return runPgbench(ctx, e, p, w, cfg.duration, logDir, s) })
-				} else {
+				default:
 					s = runStream(ctx, p, w, cfg)
 				}
 				if ctx.Err() != nil {

@@ -18,8 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/sluice-gw/sluice/internal/scratchmysql"
 	"github.com/sluice-gw/sluice/internal/scratchpg"
 )
 
@@ -34,11 +36,12 @@ const (
 	connDetect = "bench-detectors"
 )
 
-// path is one way from the client to PostgreSQL.
+// path is one way from the client to PostgreSQL (or MariaDB).
 type path struct {
 	Name     string
-	connInfo string  // libpq key=value string
-	hops     []*proc // proxy processes measured: first hop, second hop
+	connInfo string        // libpq key=value string
+	my       *mysql.Config // the MySQL paths' client configuration
+	hops     []*proc       // proxy processes measured: first hop, second hop
 	hopNames []string
 	Skipped  string // reason the path is not run
 }
@@ -60,6 +63,10 @@ type env struct {
 	apiAddr     string
 	admin       string
 	versions    map[string]string
+	// my is the scratch MariaDB of the MySQL paths (nil when they do not
+	// run, mySkipped says why).
+	my        *scratchmysql.Server
+	mySkipped string
 }
 
 func (e *env) cleanup() {
@@ -150,8 +157,17 @@ VACUUM ANALYZE bench_people;`, cfg.selectRows, pgUser)
 		return e, err
 	}
 
+	if err := e.startMySQL(ctx, cfg); err != nil {
+		return e, err
+	}
 	if err := e.startSluice(ctx); err != nil {
 		return e, err
+	}
+	if e.my == nil {
+		for _, name := range myPaths {
+			e.paths[name] = &path{Name: name, hopNames: []string{"gateway", "agent"}, Skipped: e.mySkipped}
+		}
+		e.paths["mysql-direct"].hopNames = nil
 	}
 	if err := e.startRelays(ctx, direct); err != nil {
 		return e, err
@@ -174,7 +190,7 @@ func (e *env) startSluice(ctx context.Context) error {
 	if err := os.Mkdir(data, 0o700); err != nil {
 		return err
 	}
-	var addrs [3]string
+	var addrs [4]string // API, tunnel, PostgreSQL, MySQL
 	for i := range addrs {
 		a, err := freeAddr()
 		if err != nil {
@@ -184,7 +200,7 @@ func (e *env) startSluice(ctx context.Context) error {
 	}
 	e.apiAddr = addrs[0]
 	genv := []string{"SLUICE_DATA_DIR=" + data, "SLUICE_API_ADDR=" + addrs[0], "SLUICE_TUNNEL_ADDR=" + addrs[1],
-		"SLUICE_PG_ADDR=" + addrs[2], "SLUICE_LOG_LEVEL=warn", "SLUICE_HOME=" + filepath.Join(e.tmp, "sluice-home")}
+		"SLUICE_PG_ADDR=" + addrs[2], "SLUICE_MYSQL_ADDR=" + addrs[3], "SLUICE_LOG_LEVEL=warn", "SLUICE_HOME=" + filepath.Join(e.tmp, "sluice-home")}
 	gw, err := e.start(e.tmp, "gateway", genv, nil, e.sluice, "gateway")
 	if err != nil {
 		return err
@@ -291,6 +307,9 @@ func (e *env) startSluice(ctx context.Context) error {
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
 			e.copyRefused = pgErr.Message
 		}
+	}
+	if err := e.addMySQLPaths(ctx, addrs[3], []*proc{gw, agent}); err != nil {
+		return fmt.Errorf("%w\ngateway log:\n%s\nagent log:\n%s", err, gw.logTail(), agent.logTail())
 	}
 	if out, err := exec.Command(e.sluice, "version").Output(); err == nil {
 		e.versions["sluice"] = strings.TrimSpace(string(out))

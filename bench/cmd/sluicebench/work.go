@@ -24,6 +24,7 @@ type workload struct {
 	Mode    string // pgbench -M
 	Clients int
 	Stream  string   // "copy" or "select"
+	Proto   string   // "" (PostgreSQL) or "mysql"
 	Paths   []string // nil: every path
 }
 

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package scratchmysql
+
+import "syscall"
+
+func setParentDeathSignal(*syscall.SysProcAttr) {}
