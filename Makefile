@@ -13,7 +13,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 # The PostgreSQL end-to-end tests that run over every tunnel transport.
 E2E_PG_TESTS := Tunnel|Psql|Upstream|Pgbench|Copy|Hundred|Pgx|Native|Garbage|Stalled|Oversize|Vanish|Revoked|Masking|Guardrail|Allowed|Policy|Inspection|CLI|Memory|Metrics
 
-.PHONY: help build deps demo test fuzz lint proto bench bench-quick
+.PHONY: help build deps demo test fuzz lint proto bench bench-quick soak
 
 help: ## List the targets
 	@echo "Usage: make <target> [FUZZTIME=30s]"
@@ -27,7 +27,7 @@ build: ## Build bin/sluice
 deps: ## Install system dependencies (PostgreSQL server + client, CA certificates) if missing
 	scripts/install-deps.sh
 
-demo: deps build ## Run gateway + agent + a scratch PostgreSQL on loopback, ready for psql
+demo: deps build ## Run gateway + agent + a scratch PostgreSQL (and MariaDB) on loopback, ready for psql and mysql
 	$(BIN) demo
 
 test: deps ## go vet and all tests (what CI runs)
@@ -53,15 +53,19 @@ lint: ## gofmt (must list nothing) and go vet
 	if [[ -n "$$out" ]]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench: deps ## Full benchmark (< ~15 min): every path and workload, targets, micro benchmarks; see bench/README.md
+bench: deps ## Full benchmark (< ~18 min): every path and workload (PostgreSQL and MySQL), targets, micro benchmarks; see bench/README.md
 	scripts/install-bench-deps.sh
 	$(GO) build -o bin/sluicebench ./bench/cmd/sluicebench
 	bin/sluicebench $(BENCH_FLAGS)
 
-bench-quick: deps ## One benchmark round (< ~3 min): -S simple c=1 and c=8, the streams, targets
+bench-quick: deps ## One benchmark round (< ~5 min): -S simple c=1 and c=8, the streams, the MySQL paths, targets
 	scripts/install-bench-deps.sh
 	$(GO) build -o bin/sluicebench ./bench/cmd/sluicebench
 	bin/sluicebench -quick $(BENCH_FLAGS)
+
+soak: deps ## 5 minutes of pgbench -c 8 per tunnel transport with the agent's path cut every 30 s; reports failed transactions
+	SLUICE_SOAK=5m SLUICE_SOAK_CUT_EVERY=30s $(GO) test -count=1 -timeout 20m -run TestSoakTunnelCuts -v ./e2e/ > soak.log 2>&1; \
+	status=$$?; grep -E 'soak over|^\s*(--- |ok|FAIL)' soak.log; echo "full log: soak.log"; exit $$status
 
 proto: ## Regenerate the committed protobuf/gRPC Go code (proto/gen.sh)
 	proto/gen.sh

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/protocols"
 	"github.com/sluice-gw/sluice/transport"
+	"github.com/sluice-gw/sluice/transport/resume"
 )
 
 // DialFunc opens one tunnel to the gateway.
@@ -27,12 +29,16 @@ type Config struct {
 	OnTunnel func(transport.Tunnel)
 	// Metrics, if nil, are kept unregistered.
 	Metrics *Metrics
+	// Resume, if set, keeps sessions across tunnel losses (the gateway
+	// opens resumable streams and re-attaches them after a reconnect).
+	Resume *resume.Registry
 }
 
 // Agent runs tunnels and the sessions on them.
 type Agent struct {
-	cfg Config
-	wg  sync.WaitGroup
+	cfg      Config
+	wg       sync.WaitGroup
+	draining atomic.Bool
 }
 
 // New validates cfg and returns an agent.
@@ -47,7 +53,7 @@ func New(cfg Config) (*Agent, error) {
 		cfg.MinBackoff = 250 * time.Millisecond
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = 15 * time.Second
+		cfg.MaxBackoff = 5 * time.Second // well inside the resume grace period
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
@@ -109,6 +115,15 @@ func (a *Agent) serve(ctx context.Context, t transport.Tunnel) error {
 		if err != nil {
 			return err
 		}
+		if h.Kind == resume.KindResume {
+			if a.cfg.Resume == nil {
+				s.Close()
+				continue
+			}
+			// Replays can be large: not on the accept loop.
+			go a.cfg.Resume.Resume(s, h)
+			continue
+		}
 		p, ok := a.cfg.Protocols[h.Protocol]
 		if !ok {
 			a.cfg.Logger.Warn("stream for unknown protocol", "protocol", h.Protocol, "session", h.SessionID)
@@ -116,11 +131,45 @@ func (a *Agent) serve(ctx context.Context, t transport.Tunnel) error {
 			s.Close()
 			continue
 		}
+		var stream transport.Stream = s
+		if h.Kind == resume.KindResumable {
+			if a.cfg.Resume == nil {
+				s.Close()
+				continue
+			}
+			stream, h = a.cfg.Resume.Accept(s, h)
+		}
+		if a.draining.Load() && h.Kind != transport.KindCancel {
+			a.cfg.Metrics.refused.WithLabelValues("draining").Inc()
+			if rs, ok := stream.(*resume.Stream); ok {
+				rs.CloseWithReason("agent " + a.cfg.Name + " is shutting down")
+			} else {
+				stream.Close()
+			}
+			continue
+		}
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			p.ServeStream(ctx, s, h)
+			p.ServeStream(ctx, stream, h)
 		}()
+	}
+}
+
+// Shutdown drains the agent: new sessions are refused, running ones may
+// finish for up to timeout; the rest are then ended, and their clients told
+// the agent is shutting down. Cancel Run's context afterwards.
+func (a *Agent) Shutdown(timeout time.Duration) {
+	a.draining.Store(true)
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(timeout):
+	}
+	if a.cfg.Resume != nil {
+		a.cfg.Resume.CloseAll("agent " + a.cfg.Name + " is shutting down")
 	}
 }
 

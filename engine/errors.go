@@ -20,6 +20,8 @@ const (
 	CodeProtocol               // malformed or unsupported input
 	CodeUpstream               // the target could not be reached or refused login
 	CodeShutdown               // the gateway or agent is stopping
+	CodeReviewTimeout          // a just-in-time review was not decided in time
+	CodeSessionEnded           // ended by the control plane (token revoked, killed, time limit)
 )
 
 // Error is a typed session failure whose Message is safe to show the client.

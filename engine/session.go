@@ -22,6 +22,15 @@ type Plan struct {
 	Target     string        // target reference, resolved by the agent only
 	MaxSession time.Duration // 0: no limit
 	Policy     Policy        // guardrails and masking, enforced by the agent
+	// Rule names the access rule(s) that admitted the session ("a+b" when
+	// several stacked), for audit.
+	Rule string
+	// RequireReview: the session waits for a just-in-time approval
+	// (Reviewer.AwaitSession) before it is dispatched.
+	RequireReview bool
+	// ReviewStatements lists statement kinds that wait for a statement review
+	// (Reviewer.AwaitStatement), e.g. "ddl", "delete", "write:payments".
+	ReviewStatements []string
 }
 
 // Authenticator checks a user's secret (an access token) in the protocol's

@@ -25,6 +25,8 @@ func runAgent(args []string) error {
 	metricsAddr := fs.String("metrics-addr", envDefault("SLUICE_METRICS_ADDR", "127.0.0.1:9090"), "Prometheus /metrics listen address, or off (SLUICE_METRICS_ADDR)")
 	maxMsg := fs.Int("pg-max-message", envInt("SLUICE_PG_MAX_MESSAGE", postgres.DefaultConfig().MaxMessage), "largest Postgres message in bytes (SLUICE_PG_MAX_MESSAGE)")
 	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (SLUICE_LOG_LEVEL)")
+	drain := fs.Duration("drain-timeout", envDuration("SLUICE_DRAIN_TIMEOUT", 30*time.Second), "on SIGTERM, how long running sessions may finish before they are ended (SLUICE_DRAIN_TIMEOUT)")
+	grace := fs.Duration("resume-grace", envDuration("SLUICE_RESUME_GRACE", 30*time.Second), "how long sessions wait for the tunnel to come back; match the gateway's (SLUICE_RESUME_GRACE)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,7 +39,7 @@ func runAgent(args []string) error {
 		return err
 	}
 	reg := server.NewAgentRegistry()
-	cfg := server.AgentConfig{DSN: dsn, Logger: log, Version: version, Postgres: postgres.DefaultConfig(), Registry: reg}
+	cfg := server.AgentConfig{DSN: dsn, Logger: log, Version: version, Postgres: postgres.DefaultConfig(), Registry: reg, ResumeGrace: *grace}
 	cfg.Postgres.MaxMessage = *maxMsg
 	a, err := server.NewAgent(cfg)
 	if err != nil {
@@ -53,5 +55,20 @@ func runAgent(args []string) error {
 		defer srv.Close()
 		log.Info("agent metrics", "addr", ln.Addr().String())
 	}
-	return a.Run(ctx)
+	// The tunnel and sessions run on their own context: a signal drains
+	// them first.
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(runCtx) }()
+	select {
+	case err := <-ran:
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process at once
+	log.Info("shutting down: no new sessions; waiting for running ones", "drain_timeout", *drain)
+	a.Shutdown(*drain)
+	cancel()
+	return <-ran
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sluice-gw/sluice/internal/server"
 )
@@ -50,6 +51,8 @@ func runGateway(args []string) error {
 	plain := fs.Bool("tunnel-plaintext", os.Getenv("SLUICE_TUNNEL_PLAINTEXT") == "1", "serve the tunnel without TLS, loopback only (SLUICE_TUNNEL_PLAINTEXT=1)")
 	maxMsg := fs.Int("pg-max-message", envInt("SLUICE_PG_MAX_MESSAGE", cfg.Postgres.MaxMessage), "largest Postgres message in bytes (SLUICE_PG_MAX_MESSAGE)")
 	level := fs.String("log-level", envDefault("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (SLUICE_LOG_LEVEL)")
+	drain := fs.Duration("drain-timeout", envDuration("SLUICE_DRAIN_TIMEOUT", 30*time.Second), "on SIGTERM, how long running sessions may finish before they are ended (SLUICE_DRAIN_TIMEOUT)")
+	fs.DurationVar(&cfg.ResumeGrace, "resume-grace", envDuration("SLUICE_RESUME_GRACE", 30*time.Second), "how long a session waits for its agent's tunnel to come back; negative: off (SLUICE_RESUME_GRACE)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -64,18 +67,30 @@ func runGateway(args []string) error {
 	cfg.Postgres.MaxMessage = *maxMsg
 	cfg.Logger = log
 
-	g, err := server.StartGateway(ctx, cfg)
+	// Sessions get their own context: a signal drains them (Shutdown), it
+	// does not cut them.
+	g, err := server.StartGateway(context.Background(), cfg)
 	if err != nil {
 		return err
 	}
 	defer g.Close()
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down")
+		stop() // a second signal kills the process at once
+		log.Info("shutting down: no new sessions; waiting for running ones", "drain_timeout", *drain)
+		g.Shutdown(*drain)
 		return nil
 	case err := <-g.Err():
 		return err
 	}
+}
+
+// envDuration reads a Go duration ("30s", "2m") from $name, or def.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
 }
 
 func envInt(name string, def int) int {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-gw/sluice/transport"
 	grpctun "github.com/sluice-gw/sluice/transport/grpc"
 	quictun "github.com/sluice-gw/sluice/transport/quic"
+	"github.com/sluice-gw/sluice/transport/resume"
 )
 
 // AgentConfig is everything `sluice agent` needs.
@@ -28,6 +30,10 @@ type AgentConfig struct {
 	OnTunnel func(transport.Tunnel)
 	// Registry receives the agent's metrics (nil: unregistered).
 	Registry prometheus.Registerer
+	// ResumeGrace is how long sessions wait for the tunnel to come back
+	// (SLUICE_RESUME_GRACE; default 30 s; negative: off). It must match
+	// the gateway's.
+	ResumeGrace time.Duration
 }
 
 // NewAgent parses the DSN and builds an agent ready to Run.
@@ -54,6 +60,15 @@ func NewAgent(cfg AgentConfig) (*agent.Agent, error) {
 	hk := sha256.Sum256([]byte("sluice-mask\x00" + dsn.Key))
 	pgCfg.HashKey = hk[:]
 	pgCfg.Metrics = postgres.NewMetrics(cfg.Registry, "agent")
+	grace := cfg.ResumeGrace
+	if grace == 0 {
+		grace = resume.DefaultGrace
+	}
+	if grace > 0 && pgCfg.EndWait < grace+10*time.Second {
+		// After the upstream ends, wait for the gateway to read everything
+		// even across a tunnel loss.
+		pgCfg.EndWait = grace + 10*time.Second
+	}
 	pg, err := postgres.NewUpstream(pgCfg)
 	if err != nil {
 		return nil, err
@@ -80,6 +95,11 @@ func NewAgent(cfg AgentConfig) (*agent.Agent, error) {
 		Logger:    log.With("agent", dsn.Name),
 		OnTunnel:  cfg.OnTunnel,
 		Metrics:   agent.NewMetrics(cfg.Registry),
+		Resume: resume.NewRegistry(resume.Options{
+			Grace:   cfg.ResumeGrace,
+			Logger:  log,
+			Metrics: resume.NewMetrics(cfg.Registry, "agent"),
+		}),
 	})
 }
 

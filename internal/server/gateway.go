@@ -20,11 +20,13 @@ import (
 	"github.com/sluice-gw/sluice/control/auth"
 	"github.com/sluice-gw/sluice/control/pki"
 	"github.com/sluice-gw/sluice/control/store/sqlite"
+	"github.com/sluice-gw/sluice/engine"
 	"github.com/sluice-gw/sluice/protocols/mysql"
 	"github.com/sluice-gw/sluice/protocols/postgres"
 	"github.com/sluice-gw/sluice/transport"
 	grpctun "github.com/sluice-gw/sluice/transport/grpc"
 	quictun "github.com/sluice-gw/sluice/transport/quic"
+	"github.com/sluice-gw/sluice/transport/resume"
 )
 
 // GatewayConfig is everything `sluice gateway` needs. Addresses may use port
@@ -46,6 +48,9 @@ type GatewayConfig struct {
 	Postgres        postgres.Config
 	MySQL           mysql.Config
 	Logger          *slog.Logger
+	// ResumeGrace is how long a session waits for its agent's tunnel to
+	// come back (SLUICE_RESUME_GRACE; default 30 s; negative: off).
+	ResumeGrace time.Duration
 }
 
 // DefaultGatewayConfig returns the documented defaults.
@@ -71,10 +76,14 @@ type Gateway struct {
 	PKI                         *pki.PKI
 	Auth                        *auth.Service
 	Registry                    *prometheus.Registry
+	// Sessions are the live client sessions (ended by the control plane).
+	Sessions *engine.Sessions
 
 	cancel  context.CancelFunc
-	closers []func() // listeners and servers, closed in reverse order
-	finals  []func() // run after every session has ended: audit flush, then the store
+	drains  []func()        // stop accepting clients
+	served  []chan struct{} // closed when a client listener's sessions have all ended
+	closers []func()        // listeners and servers, closed in reverse order
+	finals  []func()        // run after every session has ended: audit flush, then the store
 	errc    chan error
 	wg      sync.WaitGroup
 	once    sync.Once
@@ -91,7 +100,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	g := &Gateway{DataDir: cfg.DataDir, Hub: transport.NewHub(), cancel: cancel, errc: make(chan error, 4), Registry: newRegistry()}
+	g := &Gateway{DataDir: cfg.DataDir, Hub: transport.NewHub(), cancel: cancel, errc: make(chan error, 4), Registry: newRegistry(), Sessions: engine.NewSessions()}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -204,7 +213,13 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 	pgCfg.TLS = g.PKI.ServerTLSConfig()
 	pgCfg.AllowPlaintextPassword = isLoopbackAddr(g.PGAddr)
 	pgCfg.Metrics = postgres.NewMetrics(g.Registry, "gateway")
-	front, err := postgres.NewFrontend(pgCfg, g.Auth, g.Auth, sink, g.Hub)
+	pgCfg.Sessions = g.Sessions
+	dispatch := resume.NewDispatcher(g.Hub, resume.Options{
+		Grace:   cfg.ResumeGrace,
+		Logger:  log,
+		Metrics: resume.NewMetrics(g.Registry, "gateway"),
+	})
+	front, err := postgres.NewFrontend(pgCfg, g.Auth, g.Auth, sink, dispatch)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +234,8 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		myCfg.TLS = g.PKI.ServerTLSConfig()
 		myCfg.AllowPlaintextPassword = isLoopbackAddr(g.MySQLAddr)
 		myCfg.Metrics = mysql.NewMetrics(g.Registry, "gateway")
-		if myFront, err = mysql.NewFrontend(myCfg, g.Auth, g.Auth, sink, g.Hub); err != nil {
+		myCfg.Sessions = g.Sessions
+		if myFront, err = mysql.NewFrontend(myCfg, g.Auth, g.Auth, sink, dispatch); err != nil {
 			return nil, err
 		}
 	}
@@ -232,7 +248,7 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		CAFingerprint: g.PKI.CAFingerprint(),
 		CAPEM:         g.PKI.CAPEM(),
 		PGAddr:        publicPG,
-		Agents:        g.Hub,
+		Agents:        agentLinks{g.Hub, dispatch},
 		Logger:        log,
 	})
 	if err != nil {
@@ -253,9 +269,9 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 	})
 	g.goServe("tunnel", func() error { return tun.Serve(tunLn) })
 	g.goServe("quic tunnel", func() error { return qtun.Serve(tunPC) })
-	g.goServe("postgres", func() error { return front.Serve(ctx, pgLn) })
+	g.goClients("postgres", front.Drain, func() error { return front.Serve(ctx, pgLn) })
 	if myFront != nil {
-		g.goServe("mysql", func() error { return myFront.Serve(ctx, myLn) })
+		g.goClients("mysql", myFront.Drain, func() error { return myFront.Serve(ctx, myLn) })
 	}
 	log.Info("gateway started", "api", g.APIAddr, "tunnel", g.TunnelAddr, "postgres", g.PGAddr, "mysql", g.MySQLAddr, "data_dir", cfg.DataDir)
 	return g, nil
@@ -298,6 +314,37 @@ func (g *Gateway) goServe(name string, serve func() error) {
 	}()
 }
 
+// goClients serves a client listener whose sessions Shutdown drains.
+func (g *Gateway) goClients(name string, drain func(), serve func() error) {
+	done := make(chan struct{})
+	g.drains = append(g.drains, drain)
+	g.served = append(g.served, done)
+	g.goServe(name, func() error {
+		defer close(done)
+		return serve()
+	})
+}
+
+// Shutdown drains the gateway: it stops accepting clients, lets running
+// sessions finish for up to timeout, then ends the rest with a native
+// "shutting down" error and closes everything (Close).
+func (g *Gateway) Shutdown(timeout time.Duration) {
+	for _, d := range g.drains {
+		d()
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for _, done := range g.served {
+		select {
+		case <-done:
+		case <-deadline.C:
+			g.Close()
+			return
+		}
+	}
+	g.Close()
+}
+
 // Err delivers the first listener failure.
 func (g *Gateway) Err() <-chan error { return g.errc }
 
@@ -334,4 +381,18 @@ func isLoopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// agentLinks is the API's view of agent tunnels: disconnecting an agent (key
+// revoked) also ends its sessions at once rather than after the resume grace.
+type agentLinks struct {
+	hub      *transport.Hub
+	dispatch *resume.Dispatcher
+}
+
+func (a agentLinks) Online(name string) bool { return a.hub.Online(name) }
+
+func (a agentLinks) Disconnect(name string) {
+	a.dispatch.EndAgent(name, "agent "+name+" was removed or its key revoked")
+	a.hub.Disconnect(name)
 }

@@ -3,6 +3,7 @@ package mysql
 import (
 	"crypto/tls"
 	"errors"
+	"github.com/sluice-gw/sluice/engine"
 	"log/slog"
 	"time"
 )
@@ -35,6 +36,9 @@ type Config struct {
 	ServerVersion string
 	Logger        *slog.Logger
 	Metrics       *Metrics
+	// Sessions, when set, tracks the gateway's live sessions so the control
+	// plane can end them (gateway side).
+	Sessions *engine.Sessions
 }
 
 // DefaultConfig returns the defaults documented in the README.

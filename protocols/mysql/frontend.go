@@ -92,14 +92,26 @@ func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
 	m.Setup.Observe(wait)
 	m.clientWait.Add(wait)
 	m.Active.Inc()
+	// The session's own context: the control plane ends it with a cause
+	// (token revoked, killed, time limit) that the client is told.
+	sctx, end := context.WithCancelCause(ctx)
+	defer end(nil)
+	if f.cfg.Sessions != nil {
+		defer f.cfg.Sessions.Add(sess, end)()
+	}
+	if d := sess.Plan.MaxSession; d > 0 {
+		t := time.AfterFunc(d, func() {
+			end(engine.Errorf(engine.CodeSessionEnded, "session ended: the time limit of %s for connection %q was reached", d, sess.Plan.Connection))
+		})
+		defer t.Stop()
+	}
 	f.audit.SessionStarted(sess.Record("running", nil, time.Time{}))
-	err = f.relay(ctx, conn, stream, sess, ready)
+	err = f.relay(sctx, conn, stream, sess, ready)
 	m.Active.Dec()
 	m.Bytes.WithLabelValues("to_upstream").Add(float64(sess.BytesIn.Load()))
 	m.Bytes.WithLabelValues("to_client").Add(float64(sess.BytesOut.Load()))
-	outcome := "ok"
+	outcome := protocols.Outcome(err)
 	if err != nil {
-		outcome = "error"
 		log.Info("session ended", "error", err)
 	}
 	m.Sessions.WithLabelValues(sess.Plan.Connection, outcome).Inc()
@@ -338,16 +350,26 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	}
 	q := &cmdRing{}
 	sm := f.cfg.Metrics.session(sess.Plan.Connection, "relay")
+	var down downState
 	upDone := make(chan error, 1)
 	go func() { upDone <- f.requests(ctx, conn, stream, cw, sess, q, sm) }()
 	downDone := make(chan error, 1)
-	go func() { downDone <- f.responses(stream, cw, sess, q, sm) }()
-	stop := context.AfterFunc(ctx, func() { stream.Close(); conn.Close() })
+	go func() { downDone <- f.responses(stream, cw, sess, q, sm, &down) }()
+	// Ending the session from outside stops both sides without closing the
+	// client: it is told why when the responses are at a packet boundary.
+	stop := context.AfterFunc(ctx, func() {
+		stream.Close()
+		conn.SetReadDeadline(time.Unix(1, 0))
+		conn.SetWriteDeadline(f.now().Add(5 * time.Second))
+	})
 	defer stop()
 	select {
 	case err := <-upDone:
 		stream.Close()
 		<-downDone
+		if ctx.Err() != nil {
+			return f.ended(ctx, cw, conn, q, &down)
+		}
 		var tooBig *errPacketTooLarge
 		if errors.As(err, &tooBig) {
 			conn.SetWriteDeadline(f.now().Add(5 * time.Second))
@@ -355,27 +377,63 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 			cw.write(b)
 		}
 		conn.Close()
-		if ctx.Err() != nil {
-			return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
-		}
 		var werr *writeError
 		if err == nil || isNetErr(err) || errors.As(err, &werr) {
 			return nil
 		}
 		return err
 	case err := <-downDone:
-		conn.Close()
-		stream.Close()
-		<-upDone
 		if ctx.Err() != nil {
-			return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
+			stream.Close()
+			e := f.ended(ctx, cw, conn, q, &down)
+			<-upDone
+			return e
 		}
 		var werr *writeError
 		if err == nil || errors.As(err, &werr) || errors.Is(err, io.EOF) {
+			conn.Close()
+			stream.Close()
+			<-upDone
 			return nil
 		}
-		return &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + sess.Plan.Agent + " disconnected", Err: err}
+		e := protocols.AgentLost(sess.Plan.Agent, err)
+		f.tell(cw, conn, q, &down, e)
+		stream.Close()
+		<-upDone
+		return e
 	}
+}
+
+// downState is where the response side stopped, for an error the gateway
+// adds itself: only at a packet boundary, with the next sequence id.
+type downState struct {
+	boundary atomic.Bool
+	lastSeq  atomic.Uint32
+}
+
+// ended tells the client why its session was ended from outside (the
+// context's cause, or the gateway shutting down) and closes it.
+func (f *Frontend) ended(ctx context.Context, cw *lockedWriter, conn net.Conn, q *cmdRing, down *downState) error {
+	var e *engine.Error
+	if !errors.As(context.Cause(ctx), &e) {
+		e = engine.Errorf(engine.CodeShutdown, "the gateway is shutting down")
+	}
+	f.tell(cw, conn, q, down, e)
+	return e
+}
+
+// tell sends e as an ERR packet where the stream allows one, then closes.
+func (f *Frontend) tell(cw *lockedWriter, conn net.Conn, q *cmdRing, down *downState, e *engine.Error) {
+	if down.boundary.Load() {
+		seq := byte(0)
+		if _, pending := q.front(); pending {
+			seq = byte(down.lastSeq.Load() + 1)
+		}
+		conn.SetWriteDeadline(f.now().Add(5 * time.Second))
+		b, _ := appendPacket(nil, seq, engineErrPayload(e, false))
+		cw.write(b)
+	}
+	conn.Close()
 }
 
 // requests relays client commands to the agent, answering KILL itself, and
@@ -445,18 +503,24 @@ func (f *Frontend) requests(ctx context.Context, conn net.Conn, stream transport
 // responses relays the agent's packets to the client, recording the
 // denials the agent reports (ERR 1142 from guardrails or masking) and
 // timing each command from the first bytes of its response's packets.
-func (f *Frontend) responses(stream transport.Stream, cw *lockedWriter, sess *engine.Session, q *cmdRing, sm *sessionMetrics) error {
+func (f *Frontend) responses(stream transport.Stream, cw *lockedWriter, sess *engine.Session, q *cmdRing, sm *sessionMetrics, down *downState) error {
 	clock := &timedReader{r: stream}
 	src := bufio.NewReaderSize(clock, f.cfg.BufferSize)
 	r := &relayer{src: src, dst: bufio.NewWriterSize(cw, f.cfg.BufferSize), n: new(atomic.Int64), overhead: sm.overhead, clock: clock}
 	var trk respTracker
 	timer := stmtTimer{m: sm}
 	cont := false
+	down.boundary.Store(true)
 	for {
 		ln, seq, err := r.header()
 		if err != nil {
+			if cont || errors.Is(err, io.ErrUnexpectedEOF) {
+				down.boundary.Store(false)
+			}
 			return err
 		}
+		down.boundary.Store(false)
+		down.lastSeq.Store(uint32(seq))
 		if pc, ok := q.front(); ok && !cont {
 			head, err := src.Peek(min(ln, trackHead))
 			if len(head) < min(ln, trackHead) {
@@ -485,6 +549,7 @@ func (f *Frontend) responses(stream transport.Stream, cw *lockedWriter, sess *en
 			return err
 		}
 		cont = ln == maxPart
+		down.boundary.Store(true)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/sluice-gw/sluice/engine"
 )
 
 // Config is shared by the gateway and agent sides.
@@ -33,6 +35,13 @@ type Config struct {
 	Logger                 *slog.Logger
 	// Metrics receives this side's series; nil keeps them unregistered.
 	Metrics *Metrics
+	// Sessions, when set, tracks the gateway's live sessions so the control
+	// plane can end them (gateway side).
+	Sessions *engine.Sessions
+	// EndWait bounds how long the agent waits, after the upstream ended, for
+	// the gateway to read everything and close (agent side; default 10 s).
+	// With session resumption it must outlast the grace period.
+	EndWait time.Duration
 }
 
 // DefaultConfig returns the defaults documented in the README.

@@ -24,8 +24,10 @@ func sqlState(c engine.Code) string {
 		return "08P01" // protocol_violation
 	case engine.CodeUpstream:
 		return "08001" // sqlclient_unable_to_establish_sqlconnection
-	case engine.CodeShutdown:
+	case engine.CodeShutdown, engine.CodeSessionEnded:
 		return "57P01" // admin_shutdown
+	case engine.CodeReviewTimeout:
+		return "57014" // query_canceled
 	default:
 		return "XX000" // internal_error
 	}

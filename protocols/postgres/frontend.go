@@ -12,7 +12,6 @@ import (
 	"net"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -20,6 +19,7 @@ import (
 	"github.com/sluice-gw/sluice/engine"
 	"github.com/sluice-gw/sluice/protocols"
 	"github.com/sluice-gw/sluice/transport"
+	"github.com/sluice-gw/sluice/transport/resume"
 )
 
 // Name is the protocol's name in headers, plans and connection types.
@@ -37,7 +37,7 @@ type Frontend struct {
 
 	pool    engine.BufferPool
 	cancels cancelKeys
-	wg      sync.WaitGroup
+	acc     protocols.Acceptor
 }
 
 var _ protocols.Frontend = (*Frontend)(nil)
@@ -59,32 +59,16 @@ func NewFrontend(cfg Config, auth engine.Authenticator, authz engine.Authorizer,
 // Name implements protocols.Frontend.
 func (f *Frontend) Name() string { return Name }
 
-// Serve accepts clients on ln until ctx ends or ln fails, then waits for
-// running sessions to finish.
+// Serve accepts clients on ln until ctx ends, Drain is called or ln fails,
+// then waits for running sessions to finish. Ending ctx ends the sessions
+// too (with a native "shutting down" error); Drain lets them run.
 func (f *Frontend) Serve(ctx context.Context, ln net.Listener) error {
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	defer f.wg.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
-		}
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			f.ServeConn(ctx, c)
-		}()
-	}
+	return f.acc.Serve(ctx, ln, f.ServeConn)
 }
+
+// Drain stops accepting clients; running sessions go on. Serve returns
+// once they have all ended.
+func (f *Frontend) Drain() { f.acc.Drain() }
 
 // ServeConn implements protocols.Frontend.
 func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
@@ -105,17 +89,29 @@ func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
 		return
 	}
 	defer f.cancels.forget(backend)
+	// The session's own context: the control plane ends it with a cause
+	// (token revoked, killed, time limit) that the client is told.
+	sctx, end := context.WithCancelCause(ctx)
+	defer end(nil)
+	if f.cfg.Sessions != nil {
+		defer f.cfg.Sessions.Add(sess, end)()
+	}
+	if d := sess.Plan.MaxSession; d > 0 {
+		t := time.AfterFunc(d, func() {
+			end(engine.Errorf(engine.CodeSessionEnded, "session ended: the time limit of %s for connection %q was reached", d, sess.Plan.Connection))
+		})
+		defer t.Stop()
+	}
 	m := f.cfg.Metrics
 	wait := f.now().Sub(sess.Start).Seconds()
 	m.Setup.Observe(wait)
 	m.clientWait.Add(wait)
 	m.Active.Inc()
 	f.audit.SessionStarted(sess.Record("running", nil, time.Time{}))
-	err = f.relay(ctx, conn, stream, sess)
+	err = f.relay(sctx, conn, stream, sess)
 	m.Active.Dec()
-	outcome := "ok"
+	outcome := protocols.Outcome(err)
 	if err != nil {
-		outcome = "error"
 		log.Info("session ended", "error", err)
 	}
 	m.Sessions.WithLabelValues(sess.Plan.Connection, outcome).Inc()
@@ -304,8 +300,9 @@ func (f *Frontend) upstreamReady(stream transport.Stream, buf []byte, sess *engi
 			if key.pid != 0 {
 				f.cancels.forget(key)
 			}
-			if errors.Is(err, transport.ErrTunnelClosed) {
-				return key, nil, &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + plan.Agent + " disconnected", Err: err}
+			var re *resume.Error
+			if errors.Is(err, transport.ErrTunnelClosed) || errors.As(err, &re) {
+				return key, nil, protocols.AgentLost(plan.Agent, err)
 			}
 			return key, nil, &engine.Error{Code: engine.CodeUpstream, Message: "no answer from agent " + plan.Agent + " for the upstream login", Err: err}
 		}
@@ -354,7 +351,13 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	go func() { upDone <- up.run() }()
 	downDone := make(chan error, 1)
 	go func() { downDone <- down.run() }()
-	stop := context.AfterFunc(ctx, func() { stream.Close(); conn.Close() })
+	// Ending the session from outside stops both pumps without closing the
+	// client: it is told why once the stream is at a message boundary.
+	stop := context.AfterFunc(ctx, func() {
+		stream.Close()
+		conn.SetReadDeadline(time.Unix(1, 0))
+		conn.SetWriteDeadline(f.now().Add(5 * time.Second))
+	})
 	defer stop()
 
 	// The side that ended first says how the session ended; the other side's
@@ -365,43 +368,68 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 		// client why if it is still there and the stream is at a boundary.
 		stream.Close()
 		<-downDone
+		if ctx.Err() != nil {
+			return f.ended(ctx, conn, down)
+		}
 		var tooBig *errMessageTooLarge
 		if errors.As(err, &tooBig) && !down.midMessage {
 			conn.SetWriteDeadline(f.now().Add(5 * time.Second))
 			conn.Write(appendError(nil, engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error()), true))
 		}
 		conn.Close()
-		if ctx.Err() != nil {
-			return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
-		}
 		var werr *writeError
 		if err == nil || isNetErr(err) || errors.As(err, &werr) && isNetErr(werr.err) {
 			return nil // the client left; a stream write failing is reported by the other side
 		}
 		return err
 	case err := <-downDone:
+		if ctx.Err() != nil {
+			stream.Close()
+			err := f.ended(ctx, conn, down)
+			<-upDone
+			return err
+		}
 		var werr *writeError
 		clientGone := errors.As(err, &werr)
-		if err != nil && !clientGone && !down.midMessage {
-			e := &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + sess.Plan.Agent + " disconnected", Err: err}
+		var lostErr error
+		if err != nil && !clientGone {
+			e := protocols.AgentLost(sess.Plan.Agent, err)
 			var tooBig *errMessageTooLarge
 			if errors.As(err, &tooBig) {
 				e = engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error())
 			}
-			conn.SetWriteDeadline(f.now().Add(5 * time.Second))
-			conn.Write(appendError(nil, e, true))
+			lostErr = e
+			if !down.midMessage {
+				conn.SetWriteDeadline(f.now().Add(5 * time.Second))
+				conn.Write(appendError(nil, e, true))
+			}
 		}
 		conn.Close()
 		stream.Close()
 		<-upDone
-		if ctx.Err() != nil {
-			return engine.Errorf(engine.CodeShutdown, "gateway shutting down")
-		}
 		if clientGone {
 			return nil
 		}
-		return err // nil: the agent ended the session (upstream closed it)
+		if lostErr != nil {
+			return lostErr
+		}
+		return nil // the agent ended the session (upstream closed it)
 	}
+}
+
+// ended tells the client why its session was ended from outside (the
+// context's cause, or the gateway shutting down) and closes it.
+func (f *Frontend) ended(ctx context.Context, conn net.Conn, down *pump) error {
+	var e *engine.Error
+	if !errors.As(context.Cause(ctx), &e) {
+		e = engine.Errorf(engine.CodeShutdown, "terminating connection: the gateway is shutting down")
+	}
+	if !down.midMessage {
+		conn.SetWriteDeadline(f.now().Add(5 * time.Second))
+		conn.Write(appendError(nil, e, true))
+	}
+	conn.Close()
+	return e
 }
 
 // cancel forwards a CancelRequest to the agent of the session it names.

@@ -219,7 +219,7 @@ func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn, c
 		// The gateway closes its side when it has read everything; bound the wait.
 		select {
 		case <-upDone:
-		case <-time.After(10 * time.Second):
+		case <-time.After(u.endWait()):
 			s.Close()
 			<-upDone
 		}
@@ -295,4 +295,11 @@ func redact(s, secret string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, secret, "xxxxx")
+}
+
+func (u *Upstream) endWait() time.Duration {
+	if u.cfg.EndWait > 0 {
+		return u.cfg.EndWait
+	}
+	return 10 * time.Second
 }

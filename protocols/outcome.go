@@ -1,0 +1,41 @@
+package protocols
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/sluice-gw/sluice/engine"
+	"github.com/sluice-gw/sluice/transport/resume"
+)
+
+// AgentLost is the client's error when the stream from the agent fails:
+// the resume layer says why (grace period over, agent restarted, agent
+// shutting down); other failures are a plain "agent disconnected".
+func AgentLost(agent string, err error) *engine.Error {
+	var re *resume.Error
+	if errors.As(err, &re) {
+		if errors.Is(err, resume.ErrClosedByPeer) && strings.Contains(re.Reason, "shutting down") {
+			return &engine.Error{Code: engine.CodeShutdown, Message: "terminating connection: " + re.Reason, Err: err}
+		}
+		return &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + agent + " disconnected: " + re.Reason, Err: err}
+	}
+	return &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + agent + " disconnected", Err: err}
+}
+
+// Outcome is the audit outcome of a session that ran: ok, agent_lost (the
+// tunnel or agent went away for good), ended (by the control plane),
+// shutdown, or error.
+func Outcome(err error) string {
+	var e *engine.Error
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &e) && e.Code == engine.CodeAgentLost:
+		return "agent_lost"
+	case errors.As(err, &e) && e.Code == engine.CodeSessionEnded:
+		return "ended"
+	case errors.As(err, &e) && e.Code == engine.CodeShutdown:
+		return "shutdown"
+	}
+	return "error"
+}
