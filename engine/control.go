@@ -43,6 +43,14 @@ type StatementSink interface {
 	Statement(r StatementRecord)
 }
 
+// AuditGate is implemented by audit sinks that can refuse new sessions. A
+// frontend (or the wiring) calls Admit before a session starts and refuses
+// the session with the returned *Error when it is non-nil: the audit spool
+// is too full to promise the session's records (fail closed).
+type AuditGate interface {
+	Admit() error
+}
+
 // Recorder records sessions' traffic on the gateway.
 //
 // Start fails (the session is refused, fail closed) when the recorder cannot

@@ -1,152 +1,132 @@
 package audit
 
 import (
-	"context"
-	"log/slog"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/sluice-gw/sluice/control/store"
 	"github.com/sluice-gw/sluice/engine"
 )
 
-// Options tunes a Sink. Zero values take the defaults.
-type Options struct {
-	QueueSize    int           // records buffered before drops; default 4096
-	BatchSize    int           // records per transaction at most; default 256
-	WriteTimeout time.Duration // per batch; default 10s
-	Logger       *slog.Logger  // default slog.Default()
-}
-
-// Sink is an engine.AuditSink that group-commits into a store.
+// Sink is an engine.AuditSink that group-commits session records into a
+// store, an engine.AuditGate that refuses new sessions while its spool is
+// too full, and a SessionLookup for the StatementSink.
 //
-// SessionStarted and SessionEnded never block. Close stops accepting records,
-// writes everything queued and waits for the writer; records offered after
-// Close are dropped and counted.
+// Contract:
+//   - SessionStarted and SessionEnded return at once while the queue has
+//     room; when it is full they wait up to Options.MaxStall for room
+//     (backpressure), then the record is lost: counted
+//     (sluice_audit_records_lost_total, Dropped) and logged at error level.
+//     Nothing is dropped silently.
+//   - Admit refuses new sessions (an *engine.Error, "audit spool is full:
+//     new sessions are refused") from Options.HighWater queued records on,
+//     so that the headroom above it takes the records of running sessions.
+//     Callers check it before a session starts.
+//   - A batch the store rejects is retried (Options.Attempts); its records
+//     are lost, counted (Failed) and logged only after the last attempt.
+//   - Close stops accepting records, writes everything queued and waits for
+//     the writer; records offered after Close are lost and counted.
+//   - Notifier (optional) gets session.started for every started session
+//     and session.ended for every ended one except outcome "auth_failed"
+//     (unauthenticated noise that a password spray would turn into a
+//     webhook flood).
 type Sink struct {
-	st   store.Store
-	opts Options
-	log  *slog.Logger
+	sp     *spool[store.Session]
+	notify Notifier
 
-	mu     sync.RWMutex // guards closed against the send in offer
-	closed bool
-	ch     chan store.Session
-	done   chan struct{}
-
-	dropped atomic.Uint64
-	failed  atomic.Uint64
-	written atomic.Uint64
+	mu   sync.Mutex
+	live map[string]liveSession // started, not yet ended: for LookupSession
 }
 
-var _ engine.AuditSink = (*Sink)(nil)
+type liveSession struct{ user, connection string }
+
+// maxLive bounds the live-session map (sessions beyond it are simply not
+// resolvable by LookupSession).
+const maxLive = 1 << 16
+
+var (
+	_ engine.AuditSink = (*Sink)(nil)
+	_ engine.AuditGate = (*Sink)(nil)
+	_ SessionLookup    = (*Sink)(nil)
+)
 
 // New starts a Sink writing to st.
 func New(st store.Store, opts Options) *Sink {
-	if opts.QueueSize <= 0 {
-		opts.QueueSize = 4096
-	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = 256
-	}
-	if opts.WriteTimeout <= 0 {
-		opts.WriteTimeout = 10 * time.Second
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	s := &Sink{
-		st:   st,
-		opts: opts,
-		log:  opts.Logger,
-		ch:   make(chan store.Session, opts.QueueSize),
-		done: make(chan struct{}),
-	}
-	go s.run()
+	opts = opts.withDefaults()
+	s := &Sink{notify: opts.Notifier, live: map[string]liveSession{}}
+	s.sp = newSpool("sessions", opts, st.WriteSessions, func(r store.Session) []any {
+		return []any{"session", r.ID, "user", r.User, "connection", r.Connection, "outcome", r.Outcome}
+	})
 	return s
 }
 
 // SessionStarted implements engine.AuditSink.
-func (s *Sink) SessionStarted(r engine.SessionRecord) { s.offer(r) }
+func (s *Sink) SessionStarted(r engine.SessionRecord) {
+	s.mu.Lock()
+	if len(s.live) < maxLive {
+		s.live[r.ID] = liveSession{r.User, r.Connection}
+	}
+	s.mu.Unlock()
+	s.sp.offer(store.Session(r))
+	if s.notify != nil {
+		s.notify.Notify(sessionEvent(r, true))
+	}
+}
 
 // SessionEnded implements engine.AuditSink.
-func (s *Sink) SessionEnded(r engine.SessionRecord) { s.offer(r) }
-
-func (s *Sink) offer(r engine.SessionRecord) {
-	rec := store.Session(r)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		s.drop(rec, "closed")
-		return
-	}
-	select {
-	case s.ch <- rec:
-	default:
-		s.drop(rec, "queue_full")
+func (s *Sink) SessionEnded(r engine.SessionRecord) {
+	s.mu.Lock()
+	delete(s.live, r.ID)
+	s.mu.Unlock()
+	s.sp.offer(store.Session(r))
+	if s.notify != nil && r.Outcome != "auth_failed" {
+		s.notify.Notify(sessionEvent(r, false))
 	}
 }
 
-func (s *Sink) drop(r store.Session, reason string) {
-	n := s.dropped.Add(1)
-	s.log.Warn("audit record dropped", "reason", reason, "session", r.ID, "outcome", r.Outcome, "dropped_total", n)
+// LookupSession implements SessionLookup for sessions started and not yet
+// ended.
+func (s *Sink) LookupSession(id string) (user, connection string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.live[id]
+	return l.user, l.connection, ok
 }
 
-// Dropped returns how many records were dropped because the queue was full
+// Admit implements engine.AuditGate.
+func (s *Sink) Admit() error { return s.sp.Admit() }
+
+// Depth is the number of records queued now.
+func (s *Sink) Depth() int { return len(s.sp.ch) }
+
+// Dropped returns how many records were lost because the queue stayed full
 // or the sink was closed.
-func (s *Sink) Dropped() uint64 { return s.dropped.Load() }
+func (s *Sink) Dropped() uint64 { return s.sp.dropped.Load() }
 
 // Failed returns how many records were lost because the store rejected
-// their batch.
-func (s *Sink) Failed() uint64 { return s.failed.Load() }
+// their batch on every attempt.
+func (s *Sink) Failed() uint64 { return s.sp.failed.Load() }
 
 // Written returns how many records were committed.
-func (s *Sink) Written() uint64 { return s.written.Load() }
+func (s *Sink) Written() uint64 { return s.sp.written.Load() }
 
 // Close flushes queued records and stops the writer. It is idempotent.
 func (s *Sink) Close() error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		close(s.ch)
-	}
-	s.mu.Unlock()
-	<-s.done
+	s.sp.close()
 	return nil
 }
 
-// run is the single writer: it blocks for the first record, then takes
-// whatever else is already queued, up to BatchSize, and commits it at once.
-// Under load batches grow by themselves; when idle each record is written
-// alone without waiting for a timer.
-func (s *Sink) run() {
-	defer close(s.done)
-	batch := make([]store.Session, 0, s.opts.BatchSize)
-	for r := range s.ch {
-		batch = append(batch[:0], r)
-	fill:
-		for len(batch) < s.opts.BatchSize {
-			select {
-			case r, ok := <-s.ch:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		s.write(batch)
-	}
-}
+// Gates combines audit gates: Admit returns the first refusal.
+type Gates []engine.AuditGate
 
-func (s *Sink) write(batch []store.Session) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.WriteTimeout)
-	defer cancel()
-	if err := s.st.WriteSessions(ctx, batch); err != nil {
-		n := s.failed.Add(uint64(len(batch)))
-		s.log.Error("audit batch lost", "records", len(batch), "failed_total", n, "err", err)
-		return
+// Admit implements engine.AuditGate.
+func (g Gates) Admit() error {
+	for _, x := range g {
+		if x == nil {
+			continue
+		}
+		if err := x.Admit(); err != nil {
+			return err
+		}
 	}
-	s.written.Add(uint64(len(batch)))
+	return nil
 }

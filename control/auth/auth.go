@@ -14,18 +14,68 @@ import (
 	"github.com/sluice-gw/sluice/transport"
 )
 
+// Options configures a Service. Zero values take the defaults.
+type Options struct {
+	Clock  func() time.Time // default time.Now
+	Logger *slog.Logger     // default slog.Default()
+
+	// DefaultTTL is the lifetime of a token issued with ttl 0; default 12h.
+	DefaultTTL time.Duration
+	// MaxTTL is the longest lifetime IssueToken and Login grant; a longer
+	// ttl is refused with an error wrapping ErrTTLTooLong. Default 7 days.
+	// (Bootstrap's admin token is exempt: it is written to a 0600 file on
+	// the gateway host for the first login only.)
+	MaxTTL time.Duration
+
+	// Sessions is the gateway's live-session registry: RevokeToken and
+	// RevokeUserTokens end the sessions the revoked tokens opened. nil: only
+	// the store is changed.
+	Sessions *engine.Sessions
+
+	// UserLimit and AddrLimit bound failed logins per user name and per
+	// client address (IPv6: per /64). Zero values take DefaultUserLimit
+	// and DefaultAddrLimit; Failures < 0 disables a limit.
+	UserLimit Limit
+	AddrLimit Limit
+	// MaxTrackedKeys bounds each limiter's memory: beyond it the least
+	// recently used key is forgotten. Default DefaultMaxTrackedKeys.
+	MaxTrackedKeys int
+}
+
+// Token lifetimes.
+const (
+	DefaultTokenTTL = 12 * time.Hour
+	MaxTokenTTL     = 7 * 24 * time.Hour
+	// MaxTokenNameLen bounds a token's label.
+	MaxTokenNameLen = 64
+)
+
 // Service authenticates users and agents and authorises sessions against a
 // store. It is safe for concurrent use.
 type Service struct {
 	store store.Store
 	now   func() time.Time
 	log   *slog.Logger
+	opts  Options
+
+	userLimit, addrLimit *limiter
 
 	// dummyHash is compared against when a login names an unknown user, so
 	// that the answer takes as long as for a known one.
 	dummyOnce sync.Once
 	dummyHash string
+
+	// hours caches parsed rule hours by spec (bounded: reset when full).
+	hoursMu sync.Mutex
+	hours   map[string]hoursEntry
 }
+
+type hoursEntry struct {
+	h   Hours
+	err error
+}
+
+const maxCachedHours = 256
 
 var (
 	_ engine.Authenticator    = (*Service)(nil)
@@ -33,17 +83,48 @@ var (
 	_ transport.AgentVerifier = (*Service)(nil).VerifyAgent
 )
 
-// New returns a Service over st. now is the clock (nil: time.Now); log may be
-// nil (slog.Default).
+// New returns a Service over st with default Options. now is the clock
+// (nil: time.Now); log may be nil (slog.Default).
 func New(st store.Store, now func() time.Time, log *slog.Logger) *Service {
-	if now == nil {
-		now = time.Now
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Service{store: st, now: now, log: log}
+	return NewService(st, Options{Clock: now, Logger: log})
 }
+
+// NewService returns a Service over st.
+func NewService(st store.Store, opts Options) *Service {
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DefaultTTL <= 0 {
+		opts.DefaultTTL = DefaultTokenTTL
+	}
+	if opts.MaxTTL <= 0 {
+		opts.MaxTTL = MaxTokenTTL
+	}
+	if opts.DefaultTTL > opts.MaxTTL {
+		opts.DefaultTTL = opts.MaxTTL
+	}
+	if opts.UserLimit == (Limit{}) {
+		opts.UserLimit = DefaultUserLimit
+	}
+	if opts.AddrLimit == (Limit{}) {
+		opts.AddrLimit = DefaultAddrLimit
+	}
+	return &Service{
+		store:     st,
+		now:       opts.Clock,
+		log:       opts.Logger,
+		opts:      opts,
+		userLimit: newLimiter(opts.UserLimit, opts.MaxTrackedKeys, opts.Clock),
+		addrLimit: newLimiter(opts.AddrLimit, opts.MaxTrackedKeys, opts.Clock),
+		hours:     map[string]hoursEntry{},
+	}
+}
+
+// TokenTTLs returns the default and the maximum token lifetime.
+func (s *Service) TokenTTLs() (def, max time.Duration) { return s.opts.DefaultTTL, s.opts.MaxTTL }
 
 func authFailed(user string, cause error) *engine.Error {
 	return &engine.Error{
@@ -116,25 +197,6 @@ func (s *Service) identify(ctx context.Context, token string) (engine.Identity, 
 	return engine.Identity{User: u.Name, Groups: slices.Clone(u.Groups), TokenID: t.ID}, nil
 }
 
-// Authorize implements engine.Authorizer. For now every authenticated user
-// may use every connection; access rules come later and will narrow this.
-func (s *Service) Authorize(ctx context.Context, id engine.Identity, connection, protocol string) (*engine.Plan, error) {
-	c, err := s.store.GetConnection(ctx, connection)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, engine.Errorf(engine.CodeUnknownConnection, "connection \"%s\" does not exist", connection)
-	}
-	if err != nil {
-		return nil, internal("look up connection", err)
-	}
-	if c.Type != protocol {
-		return nil, engine.Errorf(engine.CodeUnknownConnection,
-			"connection \"%s\" is a %s connection, not %s", connection, c.Type, protocol)
-	}
-	// The connection is read per session, so a policy change applies to the
-	// next session without a restart.
-	return &engine.Plan{Connection: c.Name, Protocol: c.Type, Agent: c.Agent, Target: c.Target, Policy: c.Policy}, nil
-}
-
 // ErrAgentDenied is returned (wrapped) by VerifyAgent for an unknown agent or
 // a wrong key; other errors are store failures.
 var ErrAgentDenied = errors.New("agent authentication failed")
@@ -153,47 +215,4 @@ func (s *Service) VerifyAgent(ctx context.Context, name, key string) error {
 		return fmt.Errorf("agent %q: %w", name, ErrAgentDenied)
 	}
 	return nil
-}
-
-// IssueToken creates an access token for user, valid for ttl, and returns
-// the secret (shown once) with its stored record.
-func (s *Service) IssueToken(ctx context.Context, user string, ttl time.Duration) (string, store.Token, error) {
-	if ttl <= 0 {
-		return "", store.Token{}, fmt.Errorf("issue token for %s: ttl %v must be positive", user, ttl)
-	}
-	secret, err := NewToken()
-	if err != nil {
-		return "", store.Token{}, fmt.Errorf("issue token for %s: %w", user, err)
-	}
-	id, err := newID()
-	if err != nil {
-		return "", store.Token{}, fmt.Errorf("issue token for %s: %w", user, err)
-	}
-	now := s.now().UTC()
-	t := store.Token{ID: id, UserName: user, Hash: Hash(secret), ExpiresAt: now.Add(ttl), CreatedAt: now}
-	if err := s.store.CreateToken(ctx, t); err != nil {
-		return "", store.Token{}, fmt.Errorf("issue token for %s: %w", user, err)
-	}
-	return secret, t, nil
-}
-
-// ErrBadLogin is returned (wrapped) by Login for an unknown user, a wrong
-// password, or a user who has no password.
-var ErrBadLogin = errors.New("invalid user or password")
-
-// Login checks user's password and issues a token valid for ttl.
-func (s *Service) Login(ctx context.Context, user, password string, ttl time.Duration) (string, store.Token, error) {
-	u, err := s.store.GetUser(ctx, user)
-	if errors.Is(err, store.ErrNotFound) {
-		s.dummyOnce.Do(func() { s.dummyHash, _ = HashPassword("sluice-dummy-password") })
-		CheckPassword(s.dummyHash, password)
-		return "", store.Token{}, fmt.Errorf("login %s: %w", user, ErrBadLogin)
-	}
-	if err != nil {
-		return "", store.Token{}, fmt.Errorf("login %s: %w", user, err)
-	}
-	if !CheckPassword(u.PasswordHash, password) {
-		return "", store.Token{}, fmt.Errorf("login %s: %w", user, ErrBadLogin)
-	}
-	return s.IssueToken(ctx, u.Name, ttl)
 }

@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +16,7 @@ import (
 	"github.com/sluice-gw/sluice/control/store"
 	"github.com/sluice-gw/sluice/control/store/sqlite"
 	"github.com/sluice-gw/sluice/engine"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // clock is a settable test clock.
@@ -37,7 +40,27 @@ func newTest(t *testing.T) (*Service, store.Store, *clock) {
 	}
 	t.Cleanup(func() { st.Close() })
 	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	return New(st, c.Now, nil), st, c
+	return cheapDummy(t, New(st, c.Now, quiet)), st, c
+}
+
+// cheapDummy gives s a minimum-cost dummy hash for unknown users (see
+// cheapHash).
+func cheapDummy(t *testing.T, s *Service) *Service {
+	s.dummyOnce.Do(func() { s.dummyHash = cheapHash(t, "dummy") })
+	return s
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// cheapHash is a bcrypt hash at the minimum cost, so that tests under -race
+// do not spend seconds per login; TestPasswordCost checks the real cost.
+func cheapHash(t *testing.T, password string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
 }
 
 func code(err error) engine.Code {
@@ -111,8 +134,8 @@ func TestAuthenticate(t *testing.T) {
 	st.RevokeToken(ctx, rec2.ID)
 	bad("revoked", "alice", tok2)
 
-	if _, _, err := s.IssueToken(ctx, "alice", 0); err == nil {
-		t.Fatal("zero ttl accepted")
+	if _, _, err := s.IssueToken(ctx, "alice", -time.Second); err == nil {
+		t.Fatal("negative ttl accepted")
 	}
 }
 
@@ -131,16 +154,17 @@ func TestIdentify(t *testing.T) {
 	}
 }
 
-func TestAuthorize(t *testing.T) {
+func TestAuthorizeConnection(t *testing.T) {
 	ctx := context.Background()
 	s, st, _ := newTest(t)
 	st.PutConnection(ctx, store.Connection{Name: "db", Agent: "a1", Type: "postgres", Target: "postgres://h/db"})
-	id := engine.Identity{User: "alice"}
+	st.PutRule(ctx, store.AccessRule{Name: "dev", Groups: []string{"dev"}, Connections: []string{"*"}})
+	id := engine.Identity{User: "alice", Groups: []string{"dev"}}
 	p, err := s.Authorize(ctx, id, "db", "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *p != (engine.Plan{Connection: "db", Protocol: "postgres", Agent: "a1", Target: "postgres://h/db"}) {
+	if !reflect.DeepEqual(*p, engine.Plan{Connection: "db", Protocol: "postgres", Agent: "a1", Target: "postgres://h/db", Rule: "dev"}) {
 		t.Fatalf("plan %+v", p)
 	}
 	_, err = s.Authorize(ctx, id, "nope", "postgres")
@@ -191,11 +215,7 @@ func TestVerifyAgent(t *testing.T) {
 func TestLogin(t *testing.T) {
 	ctx := context.Background()
 	s, st, c := newTest(t)
-	h, err := HashPassword("s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.PutUser(ctx, store.User{Name: "alice", PasswordHash: h})
+	st.PutUser(ctx, store.User{Name: "alice", PasswordHash: cheapHash(t, "s3cret")})
 	st.PutUser(ctx, store.User{Name: "nopw"})
 	tok, rec, err := s.Login(ctx, "alice", "s3cret", 12*time.Hour)
 	if err != nil {
@@ -256,5 +276,71 @@ func TestBootstrap(t *testing.T) {
 	toks, _ := st.ListTokens(ctx, "admin")
 	if len(toks) != 1 {
 		t.Fatalf("%d admin tokens", len(toks))
+	}
+
+	// Admin is a group with a rule, not a special user.
+	r, err := st.GetRule(ctx, AdminRule)
+	if err != nil || !reflect.DeepEqual(r.Groups, []string{"admin"}) || !reflect.DeepEqual(r.Connections, []string{"*"}) {
+		t.Fatalf("admin rule %+v %v", r, err)
+	}
+	if _, err := st.GetGroup(ctx, AdminGroup); err != nil {
+		t.Fatalf("admin group: %v", err)
+	}
+	st.PutConnection(ctx, store.Connection{Name: "anything", Agent: "a", Type: "postgres"})
+	if p, err := s.Authorize(ctx, id, "anything", "postgres"); err != nil || p.Rule != "admin" {
+		t.Fatalf("admin authorize: %+v %v", p, err)
+	}
+	// A user named admin outside group admin gets nothing.
+	if _, err := s.Authorize(ctx, engine.Identity{User: "admin"}, "anything", "postgres"); code(err) != engine.CodeDenied {
+		t.Fatalf("user admin without the group: %v", err)
+	}
+	// A second start does not recreate a deleted rule when others exist.
+	st.PutRule(ctx, store.AccessRule{Name: "ops", Groups: []string{"ops"}, Connections: []string{"*"}})
+	st.DeleteRule(ctx, AdminRule)
+	if _, err := s.Bootstrap(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetRule(ctx, AdminRule); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("admin rule recreated beside other rules: %v", err)
+	}
+}
+
+// A store from before access rules (users, no rules) gets the admin rule and
+// group, and no new user or token file.
+func TestBootstrapUpgrade(t *testing.T) {
+	ctx := context.Background()
+	s, st, _ := newTest(t)
+	st.PutUser(ctx, store.User{Name: "root", Groups: []string{"admin"}})
+	dir := t.TempDir()
+	created, err := s.Bootstrap(ctx, dir)
+	if err != nil || created {
+		t.Fatalf("bootstrap: %v %v", created, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, AdminTokenFile)); !os.IsNotExist(err) {
+		t.Fatalf("token file written: %v", err)
+	}
+	if _, err := st.GetRule(ctx, AdminRule); err != nil {
+		t.Fatal(err)
+	}
+	users, _ := st.ListUsers(ctx)
+	if len(users) != 1 {
+		t.Fatalf("%d users", len(users))
+	}
+}
+
+func TestPasswordCost(t *testing.T) {
+	t.Parallel() // a real cost-10 bcrypt takes seconds under -race
+	h, err := HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := bcrypt.Cost([]byte(h)); err != nil || c < 10 || c != PasswordCost {
+		t.Fatalf("cost %d %v", c, err)
+	}
+	if CheckPassword("", "") {
+		t.Fatal("an empty hash matches")
+	}
+	if _, err := HashPassword(strings.Repeat("a", 73)); err == nil {
+		t.Fatal("a password past bcrypt's 72 bytes was accepted")
 	}
 }

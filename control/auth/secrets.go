@@ -71,9 +71,17 @@ func newID() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// HashPassword returns the bcrypt hash of password.
+// PasswordCost is the bcrypt cost of new password hashes: 2^10 rounds,
+// bcrypt's default and OWASP's floor. Passwords are bcrypt rather than
+// argon2id: bcrypt's memory use is fixed and tiny (a login flood cannot
+// exhaust the gateway's memory), and failed logins are rate limited anyway.
+// bcrypt reads at most 72 bytes; HashPassword refuses longer passwords.
+const PasswordCost = 10
+
+// HashPassword returns the bcrypt hash of password (cost PasswordCost). A
+// password longer than 72 bytes is an error.
 func HashPassword(password string) (string, error) {
-	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(password), PasswordCost)
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
