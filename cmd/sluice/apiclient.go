@@ -229,12 +229,13 @@ func (c *apiClient) putConnection(ctx context.Context, name string, cp connectio
 	return err
 }
 
-func (c *apiClient) createToken(ctx context.Context, user, ttl string) (*tokenResponse, error) {
-	var body map[string]string
+func (c *apiClient) createToken(ctx context.Context, user, ttl, name string) (*tokenResponse, error) {
+	body := map[string]string{}
 	if ttl != "" {
-		body = map[string]string{"ttl": ttl}
-	} else {
-		body = map[string]string{}
+		body["ttl"] = ttl
+	}
+	if name != "" {
+		body["name"] = name
 	}
 	var out tokenResponse
 	if _, err := c.do(ctx, http.MethodPost, "/users/"+pathName(user)+"/tokens", body, &out); err != nil {
@@ -259,4 +260,96 @@ func (c *apiClient) list(ctx context.Context, collection string, limit int) ([]b
 func (c *apiClient) remove(ctx context.Context, collection, name string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/"+collection+"/"+pathName(name), nil, nil)
 	return err
+}
+
+// get GETs path (under /api/v1) with query q and returns the raw JSON.
+func (c *apiClient) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return c.do(ctx, http.MethodGet, path, nil, nil)
+}
+
+type groupPut struct {
+	Description string `json:"description,omitempty"`
+}
+
+// rulePut is the body of PUT /rules/{name}; the API replaces the whole rule.
+type rulePut struct {
+	Groups           []string                `json:"groups"`
+	Connections      []string                `json:"connections"`
+	Guardrails       *engine.GuardrailPolicy `json:"guardrails,omitempty"`
+	Masking          *engine.MaskingPolicy   `json:"masking,omitempty"`
+	RequireReview    bool                    `json:"require_review,omitempty"`
+	ReviewStatements []string                `json:"review_statements,omitempty"`
+	MaxSession       string                  `json:"max_session,omitempty"`
+	Hours            string                  `json:"hours,omitempty"`
+}
+
+// webhookPut is the body of PUT /webhooks/{name}: an omitted url or secret
+// keeps the stored one.
+type webhookPut struct {
+	URL    *string  `json:"url,omitempty"`
+	Secret *string  `json:"secret,omitempty"`
+	Format string   `json:"format,omitempty"`
+	Events []string `json:"events,omitempty"`
+}
+
+func (c *apiClient) putGroup(ctx context.Context, name string, g groupPut) error {
+	_, err := c.do(ctx, http.MethodPut, "/groups/"+pathName(name), g, nil)
+	return err
+}
+
+func (c *apiClient) putRule(ctx context.Context, name string, r rulePut) error {
+	_, err := c.do(ctx, http.MethodPut, "/rules/"+pathName(name), r, nil)
+	return err
+}
+
+func (c *apiClient) putWebhook(ctx context.Context, name string, w webhookPut) error {
+	_, err := c.do(ctx, http.MethodPut, "/webhooks/"+pathName(name), w, nil)
+	return err
+}
+
+// Trailers of GET /sessions/{id}/recording (see control/api).
+const (
+	trailerRecordingStatus = "Sluice-Recording-Status"
+	trailerRecordingError  = "Sluice-Recording-Error"
+)
+
+// recordingResult is how a recording download ended.
+type recordingResult struct {
+	Bytes  int64
+	Status string // complete, incomplete, error, or "" if the API sent none
+	Error  string // with Status error: why the stream stopped
+}
+
+// recording streams a session's recording to w. It has no overall timeout:
+// a recording has no size cap.
+func (c *apiClient) recording(ctx context.Context, session string, w io.Writer) (recordingResult, error) {
+	var res recordingResult
+	path := "/sessions/" + pathName(session) + "/recording"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1"+path, nil)
+	if err != nil {
+		return res, fmt.Errorf("bad API address %q: %w", c.base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("User-Agent", "sluice-cli/"+version)
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return res, fmt.Errorf("cannot reach the Sluice API at %s: %w", c.base, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return res, decodeAPIError(resp.StatusCode, raw)
+	}
+	res.Bytes, err = io.Copy(w, resp.Body)
+	if err != nil {
+		return res, fmt.Errorf("recording of session %s: stream broken after %d bytes: %w", session, res.Bytes, err)
+	}
+	res.Status = resp.Trailer.Get(trailerRecordingStatus)
+	res.Error = resp.Trailer.Get(trailerRecordingError)
+	return res, nil
 }

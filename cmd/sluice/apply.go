@@ -8,36 +8,47 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
 
 // applyDoc is one validated YAML document of `sluice admin apply`.
 type applyDoc struct {
-	index int    // 1-based position in the input
-	kind  string // agent, user or connection
-	name  string
-	user  userPut
-	conn  connectionPut
+	index   int    // 1-based position in the input
+	kind    string // agent, group, user, connection, rule or webhook
+	name    string
+	user    userPut
+	conn    connectionPut
+	group   groupPut
+	rule    rulePut
+	webhook webhookPut
 }
 
 func (d applyDoc) ref() string { return d.kind + "/" + d.name }
 
 // applyRank is the order in which kinds are applied, so references resolve:
-// agents, then users, then connections.
-var applyRank = map[string]int{"agent": 0, "user": 1, "connection": 2}
+// agents, groups, users, connections, rules, then webhooks.
+var applyRank = map[string]int{"agent": 0, "group": 1, "user": 2, "connection": 3, "rule": 4, "webhook": 5}
+
+// applyKinds names the kinds in apply order, for messages.
+const applyKinds = "agent, group, user, connection, rule or webhook"
 
 // applyFields lists the fields each kind accepts.
 var applyFields = map[string][]string{
 	"agent":      {"kind", "name"},
+	"group":      {"kind", "name", "description"},
 	"user":       {"kind", "name", "password", "groups"},
 	"connection": {"kind", "name", "agent", "type", "target", "guardrails", "masking"},
+	"rule": {"kind", "name", "groups", "connections", "guardrails", "masking", "require_review",
+		"review_statements", "max_session", "hours"},
+	"webhook": {"kind", "name", "url", "secret", "secret_env", "format", "events"},
 }
 
 // parseApplyDocs reads YAML documents separated by "---", validates them all,
-// and returns them in apply order (agents, users, connections; file order
-// within a kind).
-func parseApplyDocs(r io.Reader) ([]applyDoc, error) {
+// and returns them in apply order (see applyRank; file order within a kind).
+// getenv resolves a webhook's secret_env.
+func parseApplyDocs(r io.Reader, getenv func(string) string) ([]applyDoc, error) {
 	dec := yaml.NewDecoder(r)
 	var docs []applyDoc
 	seen := map[string]int{}
@@ -53,7 +64,7 @@ func parseApplyDocs(r io.Reader) ([]applyDoc, error) {
 		if isEmptyDoc(&node) {
 			continue // an empty document, e.g. a trailing "---"
 		}
-		d, err := parseApplyDoc(i, &node)
+		d, err := parseApplyDoc(i, &node, getenv)
 		if err != nil {
 			return nil, err
 		}
@@ -80,7 +91,7 @@ func isEmptyDoc(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null" && n.Value == ""
 }
 
-func parseApplyDoc(i int, node *yaml.Node) (applyDoc, error) {
+func parseApplyDoc(i int, node *yaml.Node, getenv func(string) string) (applyDoc, error) {
 	d := applyDoc{index: i}
 	m := node
 	if m.Kind == yaml.DocumentNode {
@@ -103,12 +114,12 @@ func parseApplyDoc(i int, node *yaml.Node) (applyDoc, error) {
 	}
 	kindNode, ok := fields["kind"]
 	if !ok || strings.TrimSpace(kindNode.Value) == "" {
-		return d, fmt.Errorf("document %d (line %d): missing kind (want agent, user or connection)", i, m.Line)
+		return d, fmt.Errorf("document %d (line %d): missing kind (want %s)", i, m.Line, applyKinds)
 	}
 	d.kind = strings.ToLower(strings.TrimSpace(kindNode.Value))
 	allowed, ok := applyFields[d.kind]
 	if !ok {
-		return d, fmt.Errorf("document %d (line %d): unknown kind %q (want agent, user or connection)", i, kindNode.Line, kindNode.Value)
+		return d, fmt.Errorf("document %d (line %d): unknown kind %q (want %s)", i, kindNode.Line, kindNode.Value, applyKinds)
 	}
 	if n, ok := fields["name"]; ok && n.Kind == yaml.ScalarNode {
 		d.name = strings.TrimSpace(n.Value)
@@ -171,11 +182,113 @@ func parseApplyDoc(i int, node *yaml.Node) (applyDoc, error) {
 		if len(missing) > 0 {
 			return d, fmt.Errorf("%s: missing %s", where, strings.Join(missing, ", "))
 		}
-		if err := parsePolicy(where, fields, keyLine, &d.conn); err != nil {
+		if err := parsePolicy(where, fields, keyLine, &d.conn.Guardrails, &d.conn.Masking); err != nil {
+			return d, err
+		}
+	case "group":
+		var err error
+		if d.group.Description, err = str("description"); err != nil {
+			return d, err
+		}
+	case "rule":
+		if err := parseRuleDoc(where, fields, keyLine, &d.rule); err != nil {
+			return d, err
+		}
+	case "webhook":
+		if err := parseWebhookDoc(where, fields, getenv, &d.webhook); err != nil {
 			return d, err
 		}
 	}
 	return d, nil
+}
+
+// parseRuleDoc reads a rule document's fields (those of PUT /rules/{name}).
+func parseRuleDoc(where string, fields map[string]*yaml.Node, keyLine map[string]int, r *rulePut) error {
+	var err error
+	for _, f := range []struct {
+		key string
+		dst *[]string
+	}{{"groups", &r.Groups}, {"connections", &r.Connections}, {"review_statements", &r.ReviewStatements}} {
+		if *f.dst, err = yamlStrings(where, f.key, fields[f.key]); err != nil {
+			return err
+		}
+	}
+	var missing []string
+	if len(r.Groups) == 0 {
+		missing = append(missing, "groups")
+	}
+	if len(r.Connections) == 0 {
+		missing = append(missing, `connections (names, or "*" for every connection)`)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: missing %s", where, strings.Join(missing, ", "))
+	}
+	if n := deref(fields["require_review"]); !isNull(n) {
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+			return fmt.Errorf("%s, line %d: require_review must be true or false", where, n.Line)
+		}
+		if err := n.Decode(&r.RequireReview); err != nil {
+			return fmt.Errorf("%s, line %d: require_review must be true or false", where, n.Line)
+		}
+	}
+	if r.MaxSession, err = yamlString(where, "max_session", fields["max_session"]); err != nil {
+		return err
+	}
+	if r.MaxSession != "" {
+		if d, err := time.ParseDuration(r.MaxSession); err != nil || d <= 0 {
+			return fmt.Errorf("%s, line %d: max_session must be a positive duration such as 2h or 90m, not %q", where, keyLine["max_session"], r.MaxSession)
+		}
+	}
+	if r.Hours, err = yamlString(where, "hours", fields["hours"]); err != nil {
+		return err
+	}
+	return parsePolicy(where, fields, keyLine, &r.Guardrails, &r.Masking)
+}
+
+// parseWebhookDoc reads a webhook document: url, secret or secret_env (the
+// name of an environment variable of this CLI holding the secret), format,
+// events.
+func parseWebhookDoc(where string, fields map[string]*yaml.Node, getenv func(string) string, w *webhookPut) error {
+	u, err := yamlString(where, "url", fields["url"])
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(u) == "" {
+		return fmt.Errorf("%s: missing url", where)
+	}
+	w.URL = &u
+	_, hasSecret := fields["secret"]
+	_, hasEnv := fields["secret_env"]
+	switch {
+	case hasSecret && hasEnv:
+		return fmt.Errorf("%s: give secret or secret_env, not both", where)
+	case hasSecret:
+		sec, err := yamlString(where, "secret", fields["secret"])
+		if err != nil {
+			return err
+		}
+		w.Secret = &sec
+	case hasEnv:
+		name, err := yamlString(where, "secret_env", fields["secret_env"])
+		if err != nil {
+			return err
+		}
+		sec := ""
+		if getenv != nil && name != "" {
+			sec = getenv(name)
+		}
+		if sec == "" {
+			return fmt.Errorf("%s: secret_env: environment variable %q is not set (or empty)", where, name)
+		}
+		w.Secret = &sec
+	}
+	if w.Format, err = yamlString(where, "format", fields["format"]); err != nil {
+		return err
+	}
+	if w.Events, err = yamlStrings(where, "events", fields["events"]); err != nil {
+		return err
+	}
+	return nil
 }
 
 func contains(list []string, s string) bool {
@@ -209,7 +322,7 @@ func (a *app) adminApply(args []string) error {
 		defer f.Close()
 		r = f
 	}
-	docs, err := parseApplyDocs(r)
+	docs, err := parseApplyDocs(r, a.getenv)
 	if err != nil {
 		if *file != "-" {
 			return fmt.Errorf("%s: %w", *file, err)
@@ -243,6 +356,18 @@ func (a *app) applyDocs(ctx context.Context, c *apiClient, docs []applyDoc) erro
 			}
 		case "connection":
 			if err := c.putConnection(ctx, d.name, d.conn); err != nil {
+				return fmt.Errorf("%s (document %d): %w", d.ref(), d.index, err)
+			}
+		case "group":
+			if err := c.putGroup(ctx, d.name, d.group); err != nil {
+				return fmt.Errorf("%s (document %d): %w", d.ref(), d.index, err)
+			}
+		case "rule":
+			if err := c.putRule(ctx, d.name, d.rule); err != nil {
+				return fmt.Errorf("%s (document %d): %w", d.ref(), d.index, err)
+			}
+		case "webhook":
+			if err := c.putWebhook(ctx, d.name, d.webhook); err != nil {
 				return fmt.Errorf("%s (document %d): %w", d.ref(), d.index, err)
 			}
 		}

@@ -28,7 +28,7 @@ kind: user
 name: bob
 ---
 `
-	docs, err := parseApplyDocs(strings.NewReader(in))
+	docs, err := parseApplyDocs(strings.NewReader(in), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestParseApplyDocsErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseApplyDocs(strings.NewReader(tc.in))
+			_, err := parseApplyDocs(strings.NewReader(tc.in), nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}
@@ -122,7 +122,7 @@ target: x
 guardrails:
 masking: {}
 `
-	docs, err := parseApplyDocs(strings.NewReader(in))
+	docs, err := parseApplyDocs(strings.NewReader(in), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

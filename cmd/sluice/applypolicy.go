@@ -19,10 +19,11 @@ var (
 )
 
 // parsePolicy reads the optional guardrails: and masking: blocks of a
-// connection document into cp. Decoding is strict (unknown or repeated
-// fields and wrong shapes are errors with their line), and the values are
-// checked as the API checks them, so a bad policy applies nothing.
-func parsePolicy(where string, fields map[string]*yaml.Node, keyLine map[string]int, cp *connectionPut) error {
+// connection or rule document into *guard and *mask. Decoding is strict
+// (unknown or repeated fields and wrong shapes are errors with their line),
+// and the values are checked as the API checks them, so a bad policy
+// applies nothing.
+func parsePolicy(where string, fields map[string]*yaml.Node, keyLine map[string]int, guard **engine.GuardrailPolicy, mask **engine.MaskingPolicy) error {
 	if n, ok := fields["guardrails"]; ok {
 		m, err := yamlMapping(where, "guardrails", n, guardrailFields)
 		if err != nil {
@@ -36,7 +37,7 @@ func parsePolicy(where string, fields map[string]*yaml.Node, keyLine map[string]
 			if g.DenyTables, err = yamlStrings(where, "guardrails.deny_tables", m["deny_tables"]); err != nil {
 				return err
 			}
-			cp.Guardrails = g
+			*guard = g
 		}
 	}
 	if n, ok := fields["masking"]; ok {
@@ -58,22 +59,22 @@ func parsePolicy(where string, fields map[string]*yaml.Node, keyLine map[string]
 			if mp.Patterns, err = yamlPatterns(where, m["patterns"]); err != nil {
 				return err
 			}
-			cp.Masking = mp
+			*mask = mp
 		}
 	}
 	// Validate each block on its own so the error points at its line.
 	for _, b := range []struct {
 		key string
 		p   engine.Policy
-	}{{"guardrails", engine.Policy{Guardrails: cp.Guardrails}}, {"masking", engine.Policy{Masking: cp.Masking}}} {
+	}{{"guardrails", engine.Policy{Guardrails: *guard}}, {"masking", engine.Policy{Masking: *mask}}} {
 		if err := api.ValidatePolicy(&b.p); err != nil {
 			return fmt.Errorf("%s, line %d: %v", where, keyLine[b.key], err)
 		}
 		switch b.key {
 		case "guardrails":
-			cp.Guardrails = b.p.Guardrails
+			*guard = b.p.Guardrails
 		case "masking":
-			cp.Masking = b.p.Masking
+			*mask = b.p.Masking
 		}
 	}
 	return nil

@@ -81,7 +81,15 @@ func (a *app) readPassword(prompt string) (string, error) {
 }
 
 func (a *app) runToken(args []string) error {
-	fs := a.newFlagSet("token", "sluice token")
+	if len(args) > 0 {
+		switch args[0] {
+		case "list", "ls":
+			return a.runTokenList(args[1:])
+		case "revoke":
+			return a.runTokenRevoke(args[1:])
+		}
+	}
+	fs := a.newFlagSet("token", "sluice token [list [--user NAME] | revoke ID]")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err

@@ -39,17 +39,33 @@ Server commands:
 User commands:
   login --user NAME       log in with a local password (read from stdin or a prompt)
   token                   print the saved access token
+  token list [--user U] [-o json]         list your access tokens (an admin: anyone's)
+  token revoke ID                         revoke one of your tokens (an admin: anyone's)
   ls [-o json]            list the connections you can reach
   connect NAME [--port N] forward a local Postgres port to connection NAME
 
 Admin commands:
   admin create agent NAME                 create (or rotate) an agent; prints its key DSN
-  admin create token USER [--ttl 8h]      issue an access token for USER
+  admin create token USER [--ttl 8h] [--name LABEL]
+                                          issue an access token for USER
   admin create user NAME [--groups a,b] [--password-stdin]
   admin create connection NAME --agent A --type T --target URL
-  admin apply -f FILE                     apply YAML documents (-f - reads stdin)
-  admin get agents|connections|users|sessions [-o json]
-  admin delete agent|connection|user NAME
+  admin apply -f FILE                     apply YAML documents (-f - reads stdin): agents,
+                                          groups, users, connections, rules, webhooks
+  admin get agents|connections|users|groups|rules|webhooks [NAME] [-o json]
+  admin get sessions [--user U] [--connection C] [--outcome O] [--since T] [--until T] [--limit N] [-o json]
+  admin get session ID [-o json]          one session record
+  admin get statements SESSION [--limit N] [-o json]
+  admin get recording SESSION [-o FILE]   download the recording (verified as it streams)
+  admin get dead-letters [--webhook W] [--limit N] [-o json]
+  admin audit verify SESSION [-o json]    check a recording's hash chain; exit 1 unless intact and complete
+  admin review list [--status pending] [--user U] [--connection C] [--kind K] [-o json]
+  admin review approve ID [--duration 2h] [--note TEXT]
+  admin review reject ID [--note TEXT]
+  admin kill SESSION                      end a live session
+  admin redeliver DEAD_LETTER_ID          send a dead letter again; deleted once delivered
+  admin delete agent|connection|user|group|rule|webhook NAME
+  admin delete dead-letter ID
 
 Other:
   version                 print the version

@@ -153,3 +153,12 @@ func writeList(w io.Writer, format string, raw []byte, cols []column) error {
 		return usagef("unknown output format %q (want table or json)", format)
 	}
 }
+
+// writeOne prints one JSON object as a one-row table or, with -o json, as
+// JSON.
+func writeOne(w io.Writer, format string, raw []byte, cols []column) error {
+	if format == "json" {
+		return writeJSON(w, raw)
+	}
+	return writeList(w, format, append(append([]byte("["), bytes.TrimSpace(raw)...), ']'), cols)
+}

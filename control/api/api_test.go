@@ -180,7 +180,7 @@ func TestAuthRequired(t *testing.T) {
 	}
 	// Non-admin on admin routes.
 	for _, rt := range routes {
-		if rt[1] == "/api/v1/me" || rt[1] == "/api/v1/connections" && rt[0] == "GET" || strings.HasSuffix(rt[1], "/tokens") {
+		if rt[1] == "/api/v1/me" || (rt[1] == "/api/v1/connections" || rt[1] == "/api/v1/sessions") && rt[0] == "GET" || strings.HasSuffix(rt[1], "/tokens") {
 			continue
 		}
 		e.want(403, rt[0], rt[1], e.alice, "{}", nil)

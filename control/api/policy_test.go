@@ -18,7 +18,9 @@ func TestConnectionPolicy(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()
 	e.want(200, "PUT", "/api/v1/agents/dc1", e.admin, `{}`, nil)
-	id := engine.Identity{User: "alice"}
+	// Alice reaches pg through an access rule that adds no policy of its own.
+	e.want(200, "PUT", "/api/v1/rules/dev-pg", e.admin, `{"groups":["dev"],"connections":["pg"]}`, nil)
+	id := engine.Identity{User: "alice", Groups: []string{"dev"}}
 
 	// No policy yet: the plan has none.
 	e.want(200, "PUT", "/api/v1/connections/pg", e.admin, `{"agent":"dc1","target":"postgres://h/app"}`, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -20,7 +21,63 @@ type Agents interface {
 	Disconnect(name string)
 }
 
-// Config configures a Server.
+// LoginFunc checks a local password and issues a token valid for ttl. addr
+// is the client's address (the host of the request's RemoteAddr), for rate
+// limiting. A wrong login is an error wrapping auth.ErrBadLogin; a refused
+// attempt is an error wrapping Config.RateLimited or one that has a
+// RetryAfter() time.Duration method.
+type LoginFunc func(ctx context.Context, user, password, addr string, ttl time.Duration) (token string, t store.Token, err error)
+
+// IssueTokenFunc issues an access token for user, labelled name ("" allowed),
+// valid for ttl, and returns the secret (shown once) with its stored record.
+type IssueTokenFunc func(ctx context.Context, user, name string, ttl time.Duration) (secret string, t store.Token, err error)
+
+// Revoker revokes an access token. The gateway's implementation also ends
+// the live sessions the token opened. An unknown id is an error wrapping
+// store.ErrNotFound.
+type Revoker interface {
+	RevokeToken(ctx context.Context, id string) error
+}
+
+// Killer ends a live session (engine.Sessions satisfies it): false when the
+// session is not live on this gateway.
+type Killer interface {
+	End(id string, cause error) bool
+}
+
+// Decider decides a pending review (control/review). approve false rejects;
+// grant is the length of an approved session grant (0: the decider's
+// default). A review that is no longer pending is an error wrapping
+// store.ErrConflict, an unknown one store.ErrNotFound; an *engine.Error with
+// CodeDenied (e.g. deciding one's own request) is answered 403 with its
+// message.
+type Decider interface {
+	Decide(ctx context.Context, id int64, approve bool, decider, note string, grant time.Duration) (store.Review, error)
+}
+
+// Recordings reads and verifies session recordings (control/recording over
+// the blob store and the manifest). Both return an error wrapping
+// recording.ErrNoRecording (or store.ErrNotFound) when the session has no
+// recording. Read writes the verified frames to w and returns nil,
+// recording.ErrIncomplete (no end marker yet) or the error that stopped it
+// (recording.ErrCorrupt names the first bad chunk). Verify returns the
+// report: a recording.Report (or *recording.Report) is served in the
+// documented JSON shape, anything else as its own JSON.
+type Recordings interface {
+	Read(ctx context.Context, sessionID string, w io.Writer) error
+	Verify(ctx context.Context, sessionID string) (any, error)
+}
+
+// Redeliverer makes one attempt to deliver a dead letter again
+// (webhook.Dispatcher.Redeliver behind an adapter); nil means delivered, and
+// the API then deletes the dead letter.
+type Redeliverer interface {
+	Redeliver(ctx context.Context, d store.DeadLetter) error
+}
+
+// Config configures a Server. The fields after Logger are services built
+// elsewhere; each is optional (nil means the fallback named on it, or 501
+// Not Implemented on the routes that need it).
 type Config struct {
 	Store         store.Store      // required
 	Clock         func() time.Time // nil: time.Now
@@ -32,6 +89,33 @@ type Config struct {
 	Agents        Agents           // nil: every agent offline, Disconnect a no-op
 	Ready         func() error     // optional extra readiness check for /readyz
 	Logger        *slog.Logger     // nil: slog.Default()
+
+	// Login serves POST /login. nil: auth.Service.Login (no rate limit; addr
+	// unused).
+	Login LoginFunc
+	// RateLimited is the sentinel a Login error wraps when the attempt was
+	// refused for its rate: answered 429 with Retry-After (DefaultRetryAfter
+	// unless the error has a RetryAfter() time.Duration method).
+	RateLimited error
+	// IssueToken serves POST /users/{name}/tokens. nil: a token is made here
+	// and stored with Store.CreateToken.
+	IssueToken IssueTokenFunc
+	// Revoker serves DELETE /tokens/{id}. nil: Store.RevokeToken, which does
+	// not end the sessions the token opened.
+	Revoker Revoker
+	// HoursValidator checks an access rule's "hours" spec. nil: any string.
+	HoursValidator func(string) error
+	// Killer serves POST /sessions/{id}/kill. nil: 501.
+	Killer Killer
+	// Decider serves POST /reviews/{id}/approve and .../reject. nil: 501.
+	Decider Decider
+	// Recordings serves GET /sessions/{id}/recording and .../verify. nil: 501.
+	Recordings Recordings
+	// Redeliverer serves POST /dead-letters/{id}/redeliver. nil: 501.
+	Redeliverer Redeliverer
+	// WebhookAllowHTTP accepts http:// webhook URLs to loopback hosts (as
+	// webhook.Config.AllowHTTP); otherwise only https:// is accepted.
+	WebhookAllowHTTP bool
 }
 
 // Validate reports a missing required field.
@@ -50,44 +134,34 @@ func (c Config) Validate() error {
 
 // Durations and limits of the API.
 const (
-	LoginTTL        = 12 * time.Hour
-	DefaultTokenTTL = 8 * time.Hour
-	MaxTokenTTL     = 10 * 365 * 24 * time.Hour
-	MaxBodyBytes    = 1 << 20
-	DefaultSessions = 100
-	MaxSessions     = 10000
+	LoginTTL          = 12 * time.Hour
+	DefaultTokenTTL   = 8 * time.Hour
+	MaxTokenTTL       = 10 * 365 * 24 * time.Hour
+	MaxBodyBytes      = 1 << 20
+	DefaultSessions   = 100
+	MaxSessions       = 10000
+	DefaultList       = 100   // reviews, dead letters
+	MaxList           = 10000 // reviews, dead letters
+	DefaultStatements = 1000
+	MaxStatements     = 10000
+	MaxReviewGrant    = 30 * 24 * time.Hour
+	// DefaultRetryAfter is the Retry-After of a rate-limited login whose
+	// error does not say how long to wait.
+	DefaultRetryAfter = time.Minute
 	// AdminGroup is the group whose members may use admin routes.
 	AdminGroup = auth.AdminGroup
 )
 
-// Server serves the REST API.
-//
-// Routes (all JSON; every error is {"error":"message"}):
-//
-//	GET    /healthz                         200 "ok"
-//	GET    /readyz                          200 "ok" | 503
-//	POST   /api/v1/login                    {"user","password"} → {"token","user","expires_at"}
-//	GET    /api/v1/info                     {"pg_addr","tunnel_addr","ca_fingerprint","ca_pem"} (no auth)
-//	GET    /api/v1/me                       {"name","groups"}
-//	GET    /api/v1/users                    admin
-//	PUT    /api/v1/users/{name}             admin; {"password"?,"groups"?}
-//	DELETE /api/v1/users/{name}             admin; 204
-//	POST   /api/v1/users/{name}/tokens      admin or self; {"ttl"?} → {"id","token","user","expires_at"}
-//	GET    /api/v1/agents                   admin
-//	POST   /api/v1/agents                   admin; {"name"} → create or rotate key → {"name","key","dsn"}
-//	PUT    /api/v1/agents/{name}            admin; create if new (with key), else {"name"}
-//	DELETE /api/v1/agents/{name}            admin; 204, drops its tunnel
-//	GET    /api/v1/connections              any user; target (redacted) for admins only; guardrails, masking
-//	PUT    /api/v1/connections/{name}       admin; {"agent","type"?,"target","guardrails"?,"masking"?}
-//	DELETE /api/v1/connections/{name}       admin; 204
-//	GET    /api/v1/sessions?limit=N         admin; newest first
+// Server serves the REST API. Its routes are the table in routes.go and are
+// documented in docs/openapi.yaml (served at GET /api/v1/openapi.yaml).
 type Server struct {
-	cfg  Config
-	st   store.Store
-	auth *auth.Service
-	now  func() time.Time
-	log  *slog.Logger
-	mux  *http.ServeMux
+	cfg    Config
+	st     store.Store
+	auth   *auth.Service
+	now    func() time.Time
+	log    *slog.Logger
+	mux    *http.ServeMux
+	routes []route
 }
 
 // New returns a Server for cfg.
@@ -112,7 +186,21 @@ func New(cfg Config) (*Server, error) {
 		log:  cfg.Logger,
 		mux:  http.NewServeMux(),
 	}
-	s.routes()
+	if s.cfg.Login == nil {
+		s.cfg.Login = func(ctx context.Context, user, password, _ string, ttl time.Duration) (string, store.Token, error) {
+			return s.auth.Login(ctx, user, password, ttl)
+		}
+	}
+	if s.cfg.IssueToken == nil {
+		s.cfg.IssueToken = s.issueToken
+	}
+	if s.cfg.Revoker == nil {
+		s.cfg.Revoker = cfg.Store
+	}
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+	}
 	return s, nil
 }
 
@@ -120,31 +208,6 @@ type noAgents struct{}
 
 func (noAgents) Online(string) bool { return false }
 func (noAgents) Disconnect(string)  {}
-
-func (s *Server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /healthz", s.healthz)
-	m.HandleFunc("GET /readyz", s.readyz)
-	m.HandleFunc("POST /api/v1/login", s.login)
-	m.HandleFunc("GET /api/v1/info", s.info)
-	m.Handle("GET /api/v1/me", s.user(s.me))
-
-	m.Handle("GET /api/v1/users", s.admin(s.listUsers))
-	m.Handle("PUT /api/v1/users/{name}", s.admin(s.putUser))
-	m.Handle("DELETE /api/v1/users/{name}", s.admin(s.deleteUser))
-	m.Handle("POST /api/v1/users/{name}/tokens", s.user(s.createToken))
-
-	m.Handle("GET /api/v1/agents", s.admin(s.listAgents))
-	m.Handle("POST /api/v1/agents", s.admin(s.postAgent))
-	m.Handle("PUT /api/v1/agents/{name}", s.admin(s.putAgent))
-	m.Handle("DELETE /api/v1/agents/{name}", s.admin(s.deleteAgent))
-
-	m.Handle("GET /api/v1/connections", s.user(s.listConnections))
-	m.Handle("PUT /api/v1/connections/{name}", s.admin(s.putConnection))
-	m.Handle("DELETE /api/v1/connections/{name}", s.admin(s.deleteConnection))
-
-	m.Handle("GET /api/v1/sessions", s.admin(s.listSessions))
-}
 
 // Handler returns the API's handler; mount it at "/" and add /metrics etc.
 // beside it.
@@ -171,28 +234,6 @@ func identity(r *http.Request) engine.Identity {
 }
 
 func isAdmin(id engine.Identity) bool { return slices.Contains(id.Groups, AdminGroup) }
-
-// user requires a valid bearer token.
-func (s *Server) user(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, ok := s.authenticate(w, r)
-		if !ok {
-			return
-		}
-		h(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
-	})
-}
-
-// admin requires a valid bearer token of a member of AdminGroup.
-func (s *Server) admin(h http.HandlerFunc) http.Handler {
-	return s.user(func(w http.ResponseWriter, r *http.Request) {
-		if !isAdmin(identity(r)) {
-			writeError(w, http.StatusForbidden, "admin access required")
-			return
-		}
-		h(w, r)
-	})
-}
 
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (engine.Identity, bool) {
 	h := r.Header.Get("Authorization")

@@ -1,9 +1,16 @@
 package api
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"math"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/sluice-gw/sluice/control/auth"
@@ -26,7 +33,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req, false) {
 		return
 	}
-	tok, rec, err := s.auth.Login(r.Context(), req.User, req.Password, LoginTTL)
+	tok, rec, err := s.cfg.Login(r.Context(), req.User, req.Password, clientHost(r), LoginTTL)
+	if wait, limited := s.rateLimited(err); limited {
+		secs := int64(math.Ceil(wait.Seconds()))
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		s.log.Warn("api: login rate limited", "user", req.User, "addr", clientHost(r), "retry_after_s", secs)
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many login attempts: try again in %d seconds", secs))
+		return
+	}
 	if errors.Is(err, auth.ErrBadLogin) {
 		writeError(w, http.StatusUnauthorized, "invalid user or password")
 		return
@@ -37,6 +54,30 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("api: login", "user", rec.UserName, "token_id", rec.ID)
 	writeJSON(w, http.StatusOK, loginJSON{Token: tok, User: rec.UserName, ExpiresAt: rec.ExpiresAt})
+}
+
+// rateLimited reports whether a login error is a refusal for rate, and how
+// long the client should wait.
+func (s *Server) rateLimited(err error) (time.Duration, bool) {
+	if err == nil {
+		return 0, false
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		return ra.RetryAfter(), true
+	}
+	if s.cfg.RateLimited != nil && errors.Is(err, s.cfg.RateLimited) {
+		return DefaultRetryAfter, true
+	}
+	return 0, false
+}
+
+// clientHost is the host part of the request's remote address.
+func clientHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }
 
 type userJSON struct {
@@ -136,20 +177,33 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 }
 
 type tokenReq struct {
-	TTL string `json:"ttl"`
+	TTL  string `json:"ttl"`
+	Name string `json:"name"`
 }
 
 type tokenJSON struct {
 	ID        string    `json:"id"`
 	Token     string    `json:"token"`
 	User      string    `json:"user"`
+	Name      string    `json:"name,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// MaxTokenName bounds a token's label.
+const MaxTokenName = 128
+
+// selfOrAdmin answers 403 unless the caller is user name or an admin.
+func selfOrAdmin(w http.ResponseWriter, r *http.Request, name, msg string) bool {
+	if id := identity(r); id.User != name && !isAdmin(id) {
+		writeError(w, http.StatusForbidden, msg)
+		return false
+	}
+	return true
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if id := identity(r); id.User != name && !isAdmin(id) {
-		writeError(w, http.StatusForbidden, "admin access required to issue tokens for other users")
+	if !selfOrAdmin(w, r, name, "admin access required to issue tokens for other users") {
 		return
 	}
 	var req tokenReq
@@ -165,15 +219,97 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		}
 		ttl = d
 	}
+	if err := checkText("name", req.Name, MaxTokenName, false); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if _, err := s.st.GetUser(r.Context(), name); err != nil {
 		s.storeErr(w, r, "user", err)
 		return
 	}
-	tok, rec, err := s.auth.IssueToken(r.Context(), name, ttl)
+	tok, rec, err := s.cfg.IssueToken(r.Context(), name, req.Name, ttl)
 	if err != nil {
 		s.internal(w, r, "issue token", err)
 		return
 	}
 	s.log.Info("api: token issued", "user", name, "token_id", rec.ID, "by", identity(r).User)
-	writeJSON(w, http.StatusOK, tokenJSON{ID: rec.ID, Token: tok, User: name, ExpiresAt: rec.ExpiresAt})
+	writeJSON(w, http.StatusOK, tokenJSON{ID: rec.ID, Token: tok, User: name, Name: rec.Name, ExpiresAt: rec.ExpiresAt})
+}
+
+// issueToken is the IssueToken fallback: auth.Service.IssueToken with a
+// label.
+func (s *Server) issueToken(ctx context.Context, user, name string, ttl time.Duration) (string, store.Token, error) {
+	secret, err := auth.NewToken()
+	if err != nil {
+		return "", store.Token{}, fmt.Errorf("issue token for %s: %w", user, err)
+	}
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", store.Token{}, fmt.Errorf("issue token for %s: %w", user, err)
+	}
+	now := s.now().UTC()
+	t := store.Token{ID: hex.EncodeToString(b[:]), UserName: user, Name: name, Hash: auth.Hash(secret),
+		ExpiresAt: now.Add(ttl), CreatedAt: now}
+	if err := s.st.CreateToken(ctx, t); err != nil {
+		return "", store.Token{}, fmt.Errorf("issue token for %s: %w", user, err)
+	}
+	return secret, t, nil
+}
+
+// tokenInfoJSON describes a token; the secret is never shown again.
+type tokenInfoJSON struct {
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Revoked   bool      `json:"revoked"`
+	Expired   bool      `json:"expired"`
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !selfOrAdmin(w, r, name, "admin access required to list other users' tokens") {
+		return
+	}
+	if _, err := s.st.GetUser(r.Context(), name); err != nil {
+		s.storeErr(w, r, "user", err)
+		return
+	}
+	list, err := s.st.ListTokens(r.Context(), name)
+	if err != nil {
+		s.internal(w, r, "list tokens", err)
+		return
+	}
+	now := s.now()
+	out := make([]tokenInfoJSON, 0, len(list))
+	for _, t := range list {
+		out = append(out, tokenInfoJSON{ID: t.ID, User: t.UserName, Name: t.Name, CreatedAt: t.CreatedAt,
+			ExpiresAt: t.ExpiresAt, Revoked: t.Revoked, Expired: !now.Before(t.ExpiresAt)})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// revokeToken revokes a token of the caller (any user) or of anyone (admin).
+// A non-admin naming another user's token gets 404, as for an unknown one.
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	tid := r.PathValue("id")
+	caller := identity(r)
+	if !isAdmin(caller) {
+		mine, err := s.st.ListTokens(r.Context(), caller.User)
+		if err != nil {
+			s.internal(w, r, "list tokens", err)
+			return
+		}
+		if !slices.ContainsFunc(mine, func(t store.Token) bool { return t.ID == tid }) {
+			writeError(w, http.StatusNotFound, "token not found")
+			return
+		}
+	}
+	if err := s.cfg.Revoker.RevokeToken(r.Context(), tid); err != nil {
+		s.storeErr(w, r, "token", err)
+		return
+	}
+	s.log.Info("api: token revoked", "token_id", tid, "by", caller.User)
+	w.WriteHeader(http.StatusNoContent)
 }
