@@ -142,9 +142,15 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	startProc(t, append(env, "SLUICE_KEY="+tunnelDSN(dsn)), bin, "agent")
 
-	yaml := fmt.Sprintf(`kind: user
+	yaml := fmt.Sprintf(`kind: rule
+name: cli-users
+groups: [cli-users]
+connections: [pg-cli]
+---
+kind: user
 name: bob
 password: "bob-pw"
+groups: [cli-users]
 ---
 kind: connection
 name: pg-cli

@@ -123,7 +123,10 @@ func setup(ctx context.Context) (*env, error) {
 	e.stopAgent = e.startAgent(dsn)
 	e.must("PUT", "/api/v1/connections/pg-demo", map[string]any{"agent": "demo-agent", "type": "postgres", "target": e.pg.URL("app", "app-secret", "app")})
 	e.must("PUT", "/api/v1/connections/pg-md5", map[string]any{"agent": "demo-agent", "type": "postgres", "target": e.pg.URL("app_md5", "md5-secret", "app")})
-	e.must("PUT", "/api/v1/users/alice", map[string]any{"password": "alice-pw"})
+	// Access is granted by rules to groups: alice is in "users", which may use
+	// every connection (tests of denials add narrower users of their own).
+	e.must("PUT", "/api/v1/rules/users", map[string]any{"groups": []string{"users"}, "connections": []string{"*"}})
+	e.must("PUT", "/api/v1/users/alice", map[string]any{"password": "alice-pw", "groups": []string{"users"}})
 	var tok struct{ Token string }
 	json.Unmarshal(e.must("POST", "/api/v1/users/alice/tokens", map[string]any{"ttl": "1h"}), &tok)
 	e.aliceToken = tok.Token

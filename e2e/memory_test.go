@@ -50,7 +50,7 @@ func TestMaskedStreamMemoryIsFlat(t *testing.T) {
 	waitHTTP(t, "http://"+apiAddr+"/healthz", gw)
 	dsn := strings.TrimSpace(cli(t, env, "", "admin", "create", "agent", "mem-agent"))
 	ag := startProc(t, append(env, "SLUICE_KEY="+tunnelDSN(dsn)), bin, "agent")
-	yaml := fmt.Sprintf("kind: connection\nname: pg-mem\nagent: mem-agent\ntype: postgres\ntarget: %s\nmasking:\n  columns: [\"*.email\"]\n  detectors: [email, credit_card]\n---\nkind: user\nname: mem\n",
+	yaml := fmt.Sprintf("kind: connection\nname: pg-mem\nagent: mem-agent\ntype: postgres\ntarget: %s\nmasking:\n  columns: [\"*.email\"]\n  detectors: [email, credit_card]\n---\nkind: rule\nname: mem\ngroups: [mem]\nconnections: [pg-mem]\n---\nkind: user\nname: mem\ngroups: [mem]\n",
 		E.pg.URL("app", "app-secret", "app"))
 	f := filepath.Join(data, "mem.yaml")
 	os.WriteFile(f, []byte(yaml), 0o600)

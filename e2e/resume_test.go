@@ -506,7 +506,14 @@ func TestSoakTunnelCuts(t *testing.T) {
 					r.proxy.Restore()
 				}
 			}()
-			stdout, stderr, err := runTool(t, nil, E.pgbench, "-c", "8", "-j", "2", "-T", strconv.Itoa(int(total.Seconds())), "-n", "-b", "tpcb-like", r.conninfo())
+			ctx, cancel := context.WithTimeout(context.Background(), total+3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, E.pgbench, "-c", "8", "-j", "2", "-T", strconv.Itoa(int(total.Seconds())), "-n", "-b", "tpcb-like", r.conninfo())
+			cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=20")
+			var outb, errb strings.Builder
+			cmd.Stdout, cmd.Stderr = &outb, &errb
+			err := cmd.Run()
+			stdout, stderr := outb.String(), errb.String()
 			close(stopCuts)
 			<-cutter
 			processed := matchInt(stdout, `number of transactions actually processed: (\d+)`)

@@ -197,7 +197,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig) error {
 			return err
 		}
 	}
-	if err := call("PUT", "/api/v1/users/demo", map[string]any{"password": "demo"}, nil); err != nil {
+	if err := call("PUT", "/api/v1/rules/demo", map[string]any{"groups": []string{"demo"}, "connections": []string{"*"}}, nil); err != nil {
+		return err
+	}
+	if err := call("PUT", "/api/v1/users/demo", map[string]any{"password": "demo", "groups": []string{"demo"}}, nil); err != nil {
 		return err
 	}
 	var tok struct{ Token string }

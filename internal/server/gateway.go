@@ -16,10 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-gw/sluice/control/api"
-	"github.com/sluice-gw/sluice/control/audit"
 	"github.com/sluice-gw/sluice/control/auth"
 	"github.com/sluice-gw/sluice/control/pki"
-	"github.com/sluice-gw/sluice/control/store/sqlite"
 	"github.com/sluice-gw/sluice/engine"
 	"github.com/sluice-gw/sluice/protocols/mysql"
 	"github.com/sluice-gw/sluice/protocols/postgres"
@@ -51,6 +49,21 @@ type GatewayConfig struct {
 	// ResumeGrace is how long a session waits for its agent's tunnel to
 	// come back (SLUICE_RESUME_GRACE; default 30 s; negative: off).
 	ResumeGrace time.Duration
+	// Store selects the control-plane store (SLUICE_STORE): "" or "sqlite"
+	// for DataDir/sluice.db, or a postgres:// URL shared by replicas.
+	Store string
+	// Recordings is where session recordings go (SLUICE_RECORDINGS): a
+	// directory, file://DIR or s3://BUCKET/PREFIX?endpoint=…; default
+	// DataDir/recordings; "off" records nothing.
+	Recordings string
+	// TokenTTL and TokenMaxTTL bound access tokens (SLUICE_TOKEN_TTL,
+	// SLUICE_TOKEN_MAX_TTL; defaults 12h and 7 days).
+	TokenTTL, TokenMaxTTL time.Duration
+	// ReviewTimeout is how long a just-in-time review may stay pending
+	// (SLUICE_REVIEW_TIMEOUT; default 5m).
+	ReviewTimeout time.Duration
+	// WebhookAllowHTTP accepts http:// webhook URLs on loopback (tests).
+	WebhookAllowHTTP bool
 }
 
 // DefaultGatewayConfig returns the documented defaults.
@@ -76,6 +89,8 @@ type Gateway struct {
 	PKI                         *pki.PKI
 	Auth                        *auth.Service
 	Registry                    *prometheus.Registry
+	// Control is the control plane over the store (tests reach into it).
+	Control *ControlPlane
 	// Sessions are the live client sessions (ended by the control plane).
 	Sessions *engine.Sessions
 
@@ -107,22 +122,14 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		}
 	}()
 
-	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "sluice.db"))
+	cp, finals, err := startControl(ctx, cfg, g, log)
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, err
 	}
-	g.finals = append(g.finals, func() { st.Close() })
-	g.Auth = auth.New(st, time.Now, log)
-	created, err := g.Auth.Bootstrap(ctx, cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("bootstrap: %w", err)
-	}
-	if created {
-		log.Info("created user admin", "token_file", filepath.Join(cfg.DataDir, "admin.token"))
-	}
-	sink := audit.New(st, audit.Options{Logger: log})
-	// The sink flushes before the store closes, after the last session ended.
-	g.finals = append([]func(){func() { sink.Close() }}, g.finals...)
+	g.finals = append(g.finals, finals...)
+	g.Control = cp
+	st, sink := cp.Store, cp.Sessions
+	g.Auth = cp.Auth
 	g.Registry.MustRegister(newGatewayCollector(st, g.Hub, sink))
 	tm := newTunnelMetrics(g.Registry)
 
@@ -240,16 +247,30 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 		}
 	}
 
+	var recs api.Recordings
+	if cp.Recorder != nil {
+		recs = recordings{cp.Blobs, cp.Manifest}
+	}
 	apiSrv, err := api.New(api.Config{
-		Store:         st,
-		Clock:         time.Now,
-		TunnelAddr:    publicTunnel,
-		TunnelTLS:     !cfg.TunnelPlaintext,
-		CAFingerprint: g.PKI.CAFingerprint(),
-		CAPEM:         g.PKI.CAPEM(),
-		PGAddr:        publicPG,
-		Agents:        agentLinks{g.Hub, dispatch},
-		Logger:        log,
+		Recordings:       recs,
+		Store:            st,
+		Clock:            time.Now,
+		TunnelAddr:       publicTunnel,
+		TunnelTLS:        !cfg.TunnelPlaintext,
+		CAFingerprint:    g.PKI.CAFingerprint(),
+		CAPEM:            g.PKI.CAPEM(),
+		PGAddr:           publicPG,
+		Agents:           agentLinks{g.Hub, dispatch},
+		Login:            cp.Auth.LoginFrom,
+		RateLimited:      auth.ErrRateLimited,
+		IssueToken:       cp.Auth.IssueNamedToken,
+		Revoker:          cp.Auth,
+		HoursValidator:   auth.ValidateHours,
+		Killer:           g.Sessions,
+		Decider:          cp.Reviews,
+		Redeliverer:      redeliverer{cp.Webhooks},
+		WebhookAllowHTTP: cfg.WebhookAllowHTTP,
+		Logger:           log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)

@@ -257,7 +257,10 @@ func (e *env) startSluice(ctx context.Context) error {
 	if err := e.api("PUT", "/api/v1/connections/"+connPlain, map[string]any{"agent": agentName, "type": "postgres", "target": target}, nil); err != nil {
 		return err
 	}
-	if err := e.api("PUT", "/api/v1/users/"+sluiceUser, map[string]any{"password": "bench-user-pw"}, nil); err != nil {
+	if err := e.api("PUT", "/api/v1/rules/bench", map[string]any{"groups": []string{"bench"}, "connections": []string{"*"}}, nil); err != nil {
+		return err
+	}
+	if err := e.api("PUT", "/api/v1/users/"+sluiceUser, map[string]any{"password": "bench-user-pw", "groups": []string{"bench"}}, nil); err != nil {
 		return err
 	}
 	var tok struct{ Token string }
