@@ -111,6 +111,7 @@ func setup(ctx context.Context) (*env, error) {
 	cfg.Postgres = postgres.DefaultConfig()
 	cfg.Postgres.MaxMessage = e.maxMessage
 	cfg.Postgres.StartupTimeout = e.startupWait
+	cfg.WebhookAllowHTTP = true // webhook tests use a loopback http receiver
 	e.gw, err = server.StartGateway(ctx, cfg)
 	if err != nil {
 		return e, err
