@@ -130,7 +130,8 @@ func (a *app) adminCreate(args []string) error {
 }
 
 func (a *app) adminCreateAgent(args []string) error {
-	fs := a.newFlagSet("admin create agent", "sluice admin create agent NAME")
+	fs := a.newFlagSet("admin create agent", "sluice admin create agent NAME [--transport grpc|quic]")
+	transport := fs.String("transport", "", "DSN scheme: grpc (default) or quic (UDP on the tunnel port)")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -142,7 +143,7 @@ func (a *app) adminCreateAgent(args []string) error {
 	if err != nil {
 		return err
 	}
-	out, err := c.createAgent(context.Background(), pos[0])
+	out, err := c.createAgent(context.Background(), pos[0], *transport)
 	if err != nil {
 		return err
 	}

@@ -199,9 +199,13 @@ func (c *apiClient) me(ctx context.Context) (*meResponse, error) {
 }
 
 // createAgent creates or rotates an agent and returns its key DSN.
-func (c *apiClient) createAgent(ctx context.Context, name string) (*agentKeyResponse, error) {
+func (c *apiClient) createAgent(ctx context.Context, name, transport string) (*agentKeyResponse, error) {
 	var out agentKeyResponse
-	if _, err := c.do(ctx, http.MethodPost, "/agents", map[string]string{"name": name}, &out); err != nil {
+	body := map[string]string{"name": name}
+	if transport != "" {
+		body["transport"] = transport
+	}
+	if _, err := c.do(ctx, http.MethodPost, "/agents", body, &out); err != nil {
 		return nil, err
 	}
 	if out.DSN == "" {

@@ -35,8 +35,15 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// DSN returns the key DSN an agent uses to dial the tunnel.
-func (s *Server) DSN(name, key string) string {
+// DSN returns the key DSN an agent uses to dial the tunnel over gRPC.
+func (s *Server) DSN(name, key string) string { return s.dsnFor(name, key, "grpc") }
+
+// dsnFor returns the DSN for transport "grpc" (the default) or "quic" (UDP
+// on the same port, always TLS 1.3 with the CA pinned).
+func (s *Server) dsnFor(name, key, transport string) string {
+	if transport == "quic" {
+		return "quic://" + name + ":" + key + "@" + s.cfg.TunnelAddr + "?mode=standard&ca=" + s.cfg.CAFingerprint
+	}
 	if s.cfg.TunnelTLS {
 		return "grpcs://" + name + ":" + key + "@" + s.cfg.TunnelAddr + "?mode=standard&ca=" + s.cfg.CAFingerprint
 	}
@@ -59,6 +66,8 @@ func (s *Server) setKey(w http.ResponseWriter, r *http.Request, name string) (st
 
 type postAgentReq struct {
 	Name string `json:"name"`
+	// Transport picks the DSN scheme: "grpc" (default) or "quic".
+	Transport string `json:"transport,omitempty"`
 }
 
 // postAgent creates an agent or rotates its key; rotating drops the tunnel
@@ -66,6 +75,10 @@ type postAgentReq struct {
 func (s *Server) postAgent(w http.ResponseWriter, r *http.Request) {
 	var req postAgentReq
 	if !decode(w, r, &req, false) {
+		return
+	}
+	if req.Transport != "" && req.Transport != "grpc" && req.Transport != "quic" {
+		writeError(w, http.StatusBadRequest, "transport must be grpc or quic")
 		return
 	}
 	if !validName(w, objectName, "agent", req.Name) {
@@ -87,7 +100,7 @@ func (s *Server) postAgent(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.log.Info("api: agent created", "agent", req.Name, "by", identity(r).User)
 	}
-	writeJSON(w, http.StatusOK, agentKeyJSON{Name: req.Name, Key: key, DSN: s.DSN(req.Name, key)})
+	writeJSON(w, http.StatusOK, agentKeyJSON{Name: req.Name, Key: key, DSN: s.dsnFor(req.Name, key, req.Transport)})
 }
 
 type putAgentReq struct{}

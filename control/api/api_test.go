@@ -322,6 +322,14 @@ func TestAgents(t *testing.T) {
 	if !slices.Equal(e.agents.disconnected, []string{"dc1"}) {
 		t.Fatalf("disconnected %v", e.agents.disconnected)
 	}
+	// A QUIC DSN on request; anything else is refused.
+	var kq keyResp
+	e.want(200, "POST", "/api/v1/agents", e.admin, `{"name":"dcq","transport":"quic"}`, &kq)
+	if kq.DSN != "quic://dcq:"+kq.Key+"@127.0.0.1:8010?mode=standard&ca=sha256:abcd" {
+		t.Fatalf("quic dsn %+v", kq)
+	}
+	e.want(400, "POST", "/api/v1/agents", e.admin, `{"name":"dcx","transport":"udp"}`, nil)
+	e.want(204, "DELETE", "/api/v1/agents/dcq", e.admin, "", nil)
 	// PUT: create new with key; existing untouched.
 	var k3 keyResp
 	e.want(200, "PUT", "/api/v1/agents/dc2", e.admin, `{}`, &k3)
