@@ -112,6 +112,7 @@ func setup(ctx context.Context) (*env, error) {
 	cfg.Postgres.MaxMessage = e.maxMessage
 	cfg.Postgres.StartupTimeout = e.startupWait
 	cfg.WebhookAllowHTTP = true // webhook tests use a loopback http receiver
+	cfg.ReviewTimeout = 6 * time.Second
 	e.gw, err = server.StartGateway(ctx, cfg)
 	if err != nil {
 		return e, err

@@ -85,6 +85,10 @@ type Session struct {
 	Identity   Identity
 	Plan       *Plan
 	Requested  string // the connection the client asked for, before authorisation
+	// RecordingKey says where the session's recording lives ("" when it is
+	// not recorded). The frontend sets it at dispatch, after the session is
+	// registered in Sessions: a Sessions match func must not read it.
+	RecordingKey string
 
 	BytesIn  atomic.Int64
 	BytesOut atomic.Int64
@@ -112,12 +116,15 @@ func (s *Session) Record(outcome string, err error, end time.Time) SessionRecord
 		BytesOut:   s.BytesOut.Load(),
 		Outcome:    outcome,
 		Denials:    s.Denials.Load(),
+		TokenID:    s.Identity.TokenID,
 	}
+	r.RecordingKey = s.RecordingKey
 	if d := s.lastDenial.Load(); d != nil {
 		r.LastDenial = *d
 	}
 	if s.Plan != nil {
 		r.Connection = s.Plan.Connection
+		r.Rule = s.Plan.Rule
 	} else {
 		r.Connection = s.Requested
 	}

@@ -24,8 +24,13 @@ type Options struct {
 	// (backpressure on the session) before the record is lost, counted and
 	// logged; default 250ms.
 	MaxStall time.Duration
-	// BatchSize bounds the records of one transaction; default 256.
+	// BatchSize bounds the records of one transaction; default 1024.
 	BatchSize int
+	// Linger is how long the writer waits after a record arrives for more
+	// to join its transaction; default 10ms, negative: none. One commit and
+	// one wake-up per linger instead of per record keeps audit cheap for
+	// sessions running thousands of statements a second.
+	Linger time.Duration
 	// WriteTimeout bounds one write attempt; default 10s.
 	WriteTimeout time.Duration
 	// Attempts is how often a batch is tried before its records are lost;
@@ -66,7 +71,10 @@ func (o Options) withDefaults() Options {
 		o.MaxStall = 250 * time.Millisecond
 	}
 	if o.BatchSize <= 0 {
-		o.BatchSize = 256
+		o.BatchSize = 1024
+	}
+	if o.Linger == 0 {
+		o.Linger = 10 * time.Millisecond
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
@@ -203,6 +211,9 @@ func (s *spool[T]) run() {
 	batch := make([]T, 0, s.opts.BatchSize)
 	for r := range s.ch {
 		batch = append(batch[:0], r)
+		if s.opts.Linger > 0 {
+			time.Sleep(s.opts.Linger)
+		}
 	fill:
 		for len(batch) < s.opts.BatchSize {
 			select {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-gw/sluice/control/api"
+	"github.com/sluice-gw/sluice/control/audit"
 	"github.com/sluice-gw/sluice/control/auth"
 	"github.com/sluice-gw/sluice/control/pki"
 	"github.com/sluice-gw/sluice/engine"
@@ -221,6 +222,12 @@ func StartGateway(ctx context.Context, cfg GatewayConfig) (_ *Gateway, err error
 	pgCfg.AllowPlaintextPassword = isLoopbackAddr(g.PGAddr)
 	pgCfg.Metrics = postgres.NewMetrics(g.Registry, "gateway")
 	pgCfg.Sessions = g.Sessions
+	// Audit, recordings and statement reviews run in the gateway.
+	pgCfg.Reviewer = cp.Reviews
+	pgCfg.Statements = cp.Statements
+	if cp.Recorder != nil {
+		pgCfg.Recorder = audit.NewRecorder(cp.Recorder)
+	}
 	dispatch := resume.NewDispatcher(g.Hub, resume.Options{
 		Grace:   cfg.ResumeGrace,
 		Logger:  log,

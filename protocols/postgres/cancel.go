@@ -17,6 +17,7 @@ type cancelKey struct {
 type cancelTarget struct {
 	agent     string
 	sessionID string
+	hold      *holdSlot // the session's statement review wait; nil: no reviews
 }
 
 // cancelKeys maps issued keys to sessions.

@@ -38,6 +38,18 @@ type Config struct {
 	// Sessions, when set, tracks the gateway's live sessions so the control
 	// plane can end them (gateway side).
 	Sessions *engine.Sessions
+	// Reviewer, when set, holds sessions whose plan requires an approval
+	// (Plan.RequireReview) before dispatch, and statements whose kind is in
+	// Plan.ReviewStatements before they are forwarded (gateway side). A plan
+	// that asks for reviews on a gateway without one is refused.
+	Reviewer engine.Reviewer
+	// Statements, when set, receives one record per statement: simple
+	// Query, extended-protocol Execute, FunctionCall (gateway side).
+	Statements engine.StatementSink
+	// Recorder, when set, records every session's traffic as the gateway
+	// forwards it (gateway side). A recording that cannot start refuses the
+	// session; one that fails ends it.
+	Recorder engine.Recorder
 	// EndWait bounds how long the agent waits, after the upstream ended, for
 	// the gateway to read everything and close (agent side; default 10 s).
 	// With session resumption it must outlast the grace period.

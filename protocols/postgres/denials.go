@@ -21,31 +21,24 @@ func (denialWatch) tooLarge(head []byte, size int, out []byte) ([]byte, bool, er
 }
 
 func (w denialWatch) inspect(msg []byte, out []byte) ([]byte, error) {
-	var code, text []byte
-	for f := msg[5:]; len(f) > 1; {
-		end := bytes.IndexByte(f[1:], 0)
-		if end < 0 {
-			break
-		}
-		switch f[0] {
-		case 'C':
-			code = f[1 : 1+end]
-		case 'M':
-			text = f[1 : 1+end]
-		}
-		f = f[2+end:]
-	}
+	code, text := errorFields(msg[5:])
+	watchDenial(w.sess, w.m, code, text)
+	return msg, nil
+}
+
+// watchDenial records an ErrorResponse (its SQLSTATE and message) on the
+// session when it is one of the agent's denials.
+func watchDenial(sess *engine.Session, m *Metrics, code, text []byte) {
 	if string(code) != "42501" {
-		return msg, nil
+		return
 	}
 	switch {
 	case bytes.HasPrefix(text, []byte("statement denied")):
-		w.m.Denials.WithLabelValues("guardrail").Inc()
+		m.Denials.WithLabelValues("guardrail").Inc()
 	case bytes.HasPrefix(text, []byte("masking:")):
-		w.m.Denials.WithLabelValues("masking").Inc()
+		m.Denials.WithLabelValues("masking").Inc()
 	default:
-		return msg, nil
+		return
 	}
-	w.sess.Denied(string(text))
-	return msg, nil
+	sess.Denied(string(text))
 }

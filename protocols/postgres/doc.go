@@ -6,4 +6,8 @@
 // inspects are never decoded; pgx's pgproto3 encodes the few we build.
 // Every read is bounded (start-up size and deadline, a per-message cap) and
 // every failure the client can hear about is a native ErrorResponse.
+//
+// On the gateway, session and statement reviews, statement audit and
+// recording (Config.Reviewer, Statements, Recorder) are described in
+// docs/reviews-and-audit.md; gwconv.go follows the conversation for them.
 package postgres

@@ -12,12 +12,14 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sluice-gw/sluice/engine"
 	"github.com/sluice-gw/sluice/protocols"
+	"github.com/sluice-gw/sluice/protocols/postgres/pgguard"
 	"github.com/sluice-gw/sluice/transport"
 	"github.com/sluice-gw/sluice/transport/resume"
 )
@@ -38,6 +40,23 @@ type Frontend struct {
 	pool    engine.BufferPool
 	cancels cancelKeys
 	acc     protocols.Acceptor
+
+	// statement review and audit
+	classifier *pgguard.Classifier
+	maskKey    []byte // seeds the "hash" style of audit masking
+	masks      auditMasks
+}
+
+// gwSession is what the gateway keeps for one session beyond its
+// engine.Session.
+type gwSession struct {
+	end    context.CancelCauseFunc
+	remove func() // unregisters it from Config.Sessions
+	rec    *recording
+	review *reviewSet  // nil: no statement review
+	hold   *holdSlot   // the statement review it waits for, for CancelRequest
+	mask   valueMasker // audit masking; nil: none
+	authOK bool        // AuthenticationOk was sent (before a session review)
 }
 
 var _ protocols.Frontend = (*Frontend)(nil)
@@ -53,7 +72,13 @@ func NewFrontend(cfg Config, auth engine.Authenticator, authz engine.Authorizer,
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil, "gateway")
 	}
-	return &Frontend{cfg: cfg, auth: auth, authz: authz, audit: audit, tunnels: tunnels, now: time.Now}, nil
+	f := &Frontend{cfg: cfg, auth: auth, authz: authz, audit: audit, tunnels: tunnels, now: time.Now,
+		classifier: pgguard.NewClassifier(pgguard.Options{}), maskKey: cfg.HashKey}
+	if len(f.maskKey) == 0 {
+		f.maskKey = make([]byte, 32)
+		rand.Read(f.maskKey)
+	}
+	return f, nil
 }
 
 // Name implements protocols.Frontend.
@@ -79,23 +104,28 @@ func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
 		Start:      f.now(),
 	}
 	log := f.cfg.Logger.With("session", sess.ID, "client", sess.ClientAddr)
-	conn, stream, backend, err := f.startup(ctx, c, sess, log)
+	// The session's own context: the control plane ends it with a cause
+	// (token revoked, killed, time limit) that the client is told, also
+	// while it waits for its review (it is registered once authorised).
+	sctx, end := context.WithCancelCause(ctx)
+	defer end(nil)
+	gs := &gwSession{end: end}
+	defer func() {
+		if gs.remove != nil {
+			gs.remove()
+		}
+	}()
+	conn, stream, backend, err := f.startup(sctx, c, sess, gs, log)
 	if err != nil {
-		f.fail(conn, sess, err, log)
+		f.fail(conn, sess, gs, err, log)
 		return
 	}
-	if stream == nil { // a CancelRequest or a client that left before logging in
+	if stream == nil { // a CancelRequest, a client that left before logging in, or an upstream refusal
+		f.closeRecording(gs, log)
 		conn.Close()
 		return
 	}
 	defer f.cancels.forget(backend)
-	// The session's own context: the control plane ends it with a cause
-	// (token revoked, killed, time limit) that the client is told.
-	sctx, end := context.WithCancelCause(ctx)
-	defer end(nil)
-	if f.cfg.Sessions != nil {
-		defer f.cfg.Sessions.Add(sess, end)()
-	}
 	if d := sess.Plan.MaxSession; d > 0 {
 		t := time.AfterFunc(d, func() {
 			end(engine.Errorf(engine.CodeSessionEnded, "session ended: the time limit of %s for connection %q was reached", d, sess.Plan.Connection))
@@ -108,31 +138,66 @@ func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
 	m.clientWait.Add(wait)
 	m.Active.Inc()
 	f.audit.SessionStarted(sess.Record("running", nil, time.Time{}))
-	err = f.relay(sctx, conn, stream, sess)
+	err = f.relay(sctx, conn, stream, sess, gs)
 	m.Active.Dec()
 	outcome := protocols.Outcome(err)
 	if err != nil {
 		log.Info("session ended", "error", err)
 	}
+	f.closeRecording(gs, log)
 	m.Sessions.WithLabelValues(sess.Plan.Connection, outcome).Inc()
 	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
 }
 
+// closeRecording ends the session's recording, if any.
+func (f *Frontend) closeRecording(gs *gwSession, log *slog.Logger) {
+	if err := gs.rec.close(); err != nil {
+		log.Warn("closing the session recording", "error", err)
+	}
+}
+
+// admit asks the audit sinks whether they take a new session
+// (engine.AuditGate): when one cannot, the session is refused before
+// dispatch (fail closed).
+func (f *Frontend) admit() error {
+	for _, s := range [...]any{f.audit, f.cfg.Statements} {
+		g, ok := s.(engine.AuditGate)
+		if !ok {
+			continue
+		}
+		if err := g.Admit(); err != nil {
+			var e *engine.Error
+			if errors.As(err, &e) {
+				return e
+			}
+			return &engine.Error{Code: engine.CodeInternal, Message: "session refused: the audit log cannot take new sessions", Err: err}
+		}
+	}
+	return nil
+}
+
 // fail answers err natively (when the client is still there), closes the
 // connection and records the attempt.
-func (f *Frontend) fail(c net.Conn, sess *engine.Session, err error, log *slog.Logger) {
+func (f *Frontend) fail(c net.Conn, sess *engine.Session, gs *gwSession, err error, log *slog.Logger) {
 	e := engine.AsError(err)
 	if e.Code != engine.CodeInternal || e.Err == nil || !isNetErr(e.Err) {
+		msg := appendError(nil, e, true)
+		if gs.rec != nil {
+			gs.rec.write(engine.ToClient, msg) // refused after its recording started
+		}
 		c.SetWriteDeadline(f.now().Add(5 * time.Second))
-		c.Write(appendError(nil, e, true))
+		c.Write(msg)
 	}
 	c.Close()
+	f.closeRecording(gs, log)
 	outcome := "error"
 	switch e.Code {
 	case engine.CodeAuthFailed:
 		outcome = "auth_failed"
 	case engine.CodeDenied, engine.CodeUnknownConnection:
 		outcome = "denied"
+	case engine.CodeReviewTimeout:
+		outcome = "review_timeout"
 	}
 	log.Info("session refused", "code", sqlState(e.Code), "error", err)
 	f.cfg.Metrics.Refusals.WithLabelValues(refusalReason(e.Code)).Inc()
@@ -148,7 +213,7 @@ func isNetErr(err error) bool {
 // packet, the token, authorisation and dispatch. It returns the (maybe TLS)
 // client connection, the session stream and the cancel key given to the
 // client; a nil stream with a nil error means there is no session to run.
-func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session, log *slog.Logger) (net.Conn, transport.Stream, cancelKey, error) {
+func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session, gs *gwSession, log *slog.Logger) (net.Conn, transport.Stream, cancelKey, error) {
 	conn := c
 	conn.SetDeadline(f.now().Add(f.cfg.StartupTimeout))
 	buf := f.pool.Get(maxStartupBytes)
@@ -236,6 +301,12 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session
 		return conn, nil, cancelKey{}, err
 	}
 	sess.Plan = plan
+	if f.cfg.Sessions != nil {
+		gs.remove = f.cfg.Sessions.Add(sess, gs.end)
+	}
+	if err := f.prepare(ctx, conn, sess, gs); err != nil {
+		return conn, nil, cancelKey{}, err
+	}
 
 	hdr := transport.Header{
 		SessionID:  sess.ID,
@@ -260,7 +331,7 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session
 	}
 	// The stream has no deadlines: bound the upstream handshake by closing it.
 	timer := time.AfterFunc(f.cfg.ConnectTimeout, func() { stream.Close() })
-	key, ready, err := f.upstreamReady(stream, buf, sess, plan)
+	key, ready, err := f.upstreamReady(stream, buf, sess, plan, gs)
 	timer.Stop()
 	if err != nil {
 		if key.pid != 0 {
@@ -269,12 +340,22 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, sess *engine.Session
 		stream.Close()
 		if errors.Is(err, errUpstreamRefused) {
 			// the agent's ErrorResponse is already in ready
+			if gs.rec != nil {
+				gs.rec.write(engine.ToClient, ready)
+			}
 			conn.Write(ready)
 			conn.Close()
 			f.audit.SessionEnded(sess.Record("error", errors.New(upstreamMessage(ready)), f.now()))
 			return conn, nil, cancelKey{}, nil
 		}
 		return conn, nil, cancelKey{}, err
+	}
+	if gs.rec != nil {
+		if err := gs.rec.write(engine.ToClient, ready); err != nil {
+			stream.Close()
+			f.cancels.forget(key)
+			return conn, nil, cancelKey{}, err.(*recordingError).clientError()
+		}
 	}
 	if _, err := conn.Write(ready); err != nil {
 		stream.Close()
@@ -291,8 +372,11 @@ var errUpstreamRefused = errors.New("upstream refused the session")
 // ParameterStatus messages, BackendKeyData and ReadyForQuery on success, or
 // an ErrorResponse. It returns what to send the client, with the upstream's
 // backend key replaced by one of ours.
-func (f *Frontend) upstreamReady(stream transport.Stream, buf []byte, sess *engine.Session, plan *engine.Plan) (cancelKey, []byte, error) {
-	out, _ := (&pgproto3.AuthenticationOk{}).Encode(nil)
+func (f *Frontend) upstreamReady(stream transport.Stream, buf []byte, sess *engine.Session, plan *engine.Plan, gs *gwSession) (cancelKey, []byte, error) {
+	var out []byte
+	if !gs.authOK {
+		out, _ = (&pgproto3.AuthenticationOk{}).Encode(nil)
+	}
 	var key cancelKey
 	for {
 		typ, body, err := readMessage(stream, buf, len(buf))
@@ -308,7 +392,7 @@ func (f *Frontend) upstreamReady(stream transport.Stream, buf []byte, sess *engi
 		}
 		switch typ {
 		case 'K':
-			key = f.cancels.issue(cancelTarget{agent: plan.Agent, sessionID: sess.ID})
+			key = f.cancels.issue(cancelTarget{agent: plan.Agent, sessionID: sess.ID, hold: gs.hold})
 			var b [8]byte
 			binary.BigEndian.PutUint32(b[:4], key.pid)
 			binary.BigEndian.PutUint32(b[4:], key.secret)
@@ -330,21 +414,65 @@ func (f *Frontend) upstreamReady(stream transport.Stream, buf []byte, sess *engi
 }
 
 // relay runs the steady state until either side ends.
-func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.Stream, sess *engine.Session) error {
+func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.Stream, sess *engine.Session, gs *gwSession) error {
 	bufUp := f.pool.Get(f.cfg.BufferSize)
 	bufDown := f.pool.Get(f.cfg.BufferSize)
 	defer f.pool.Put(bufUp)
 	defer f.pool.Put(bufDown)
 	sm := f.cfg.Metrics.session(sess.Plan.Connection)
 	clock := &stmtClock{m: sm}
-	up := &pump{src: conn, dst: stream, buf: bufUp, max: f.cfg.MaxMessage, n: &sess.BytesIn,
+	var toAgent, toClient io.Writer = stream, conn
+	if gs.rec != nil {
+		// Recorded before forwarding: what the client saw, as it saw it.
+		toAgent = recWriter{w: stream, rec: gs.rec, dir: engine.ToUpstream}
+		toClient = recWriter{w: conn, rec: gs.rec, dir: engine.ToClient}
+	}
+	up := &pump{src: conn, dst: toAgent, buf: bufUp, max: f.cfg.MaxMessage, n: &sess.BytesIn,
 		clock: clock, requests: true, overhead: sm.relay, bytes: sm.toUpstream}
-	down := &pump{src: stream, dst: conn, buf: bufDown, max: f.cfg.MaxMessage, n: &sess.BytesOut,
+	down := &pump{src: stream, dst: toClient, buf: bufDown, max: f.cfg.MaxMessage, n: &sess.BytesOut,
 		clock: clock, overhead: sm.relay, bytes: sm.toClient}
-	if !sess.Plan.Policy.Empty() {
+	// rctx ends a statement review wait when the relay ends.
+	rctx, rcancel := context.WithCancelCause(ctx)
+	defer rcancel(nil)
+	var conv *gwConv
+	switch {
+	case f.cfg.Statements != nil || gs.review != nil:
+		conv = newGwConv(rctx, sess, f.cfg.Metrics)
+		conv.log = f.cfg.Logger.With("session", sess.ID)
+		conv.sink, conv.mask, conv.watch = f.cfg.Statements, gs.mask, !sess.Plan.Policy.Empty()
+		conv.review, conv.reviewer, conv.hold = gs.review, f.cfg.Reviewer, gs.hold
+		conv.upNow, conv.downNow = &up.now, &down.now
+		gate := &sync.Mutex{}
+		down.gate = gate
+		conv.notice = func(b []byte) error {
+			gate.Lock()
+			defer gate.Unlock()
+			_, err := toClient.Write(b)
+			return err
+		}
+		up.insp, up.maxInspect = gwRequests{conv}, max(gwMaxInspect, f.cfg.BufferSize)
+		if gs.review != nil {
+			up.maxInspect = max(f.cfg.MaxInspect, f.cfg.BufferSize) // held whole to be classified
+		}
+		down.insp, down.maxInspect = gwResponses{conv}, max(1<<20, f.cfg.BufferSize)
+		for _, p := range []*pump{up, down} {
+			p.grow, p.release = f.pool.Get, f.pool.Put
+		}
+	case !sess.Plan.Policy.Empty():
 		// Error messages are small: the cap only guards the buffer growth.
 		down.insp, down.maxInspect = denialWatch{sess, f.cfg.Metrics}, 1<<20
 		down.grow, down.release = f.pool.Get, f.pool.Put
+	}
+	// stopConv ends what the other pump may wait for (a review, room in the
+	// statement queue) once one pump has ended.
+	stopConv := func() {
+		rcancel(errConvClosed)
+		if conv != nil {
+			conv.close()
+		}
+	}
+	if conv != nil {
+		defer func() { conv.finish(f.now()) }()
 	}
 
 	upDone := make(chan error, 1)
@@ -367,14 +495,24 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 		// The client ended or misbehaved: stop the upstream, then tell the
 		// client why if it is still there and the stream is at a boundary.
 		stream.Close()
+		stopConv()
 		<-downDone
 		if ctx.Err() != nil {
-			return f.ended(ctx, conn, down)
+			return f.ended(ctx, conn, down, gs)
+		}
+		if re, ok := asRecordingError(err); ok {
+			e := re.clientError()
+			f.tell(conn, down, gs, e)
+			conn.Close()
+			return e
 		}
 		var tooBig *errMessageTooLarge
-		if errors.As(err, &tooBig) && !down.midMessage {
-			conn.SetWriteDeadline(f.now().Add(5 * time.Second))
-			conn.Write(appendError(nil, engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error()), true))
+		var ee *engine.Error
+		switch {
+		case errors.As(err, &tooBig):
+			f.tell(conn, down, gs, engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error()))
+		case errors.As(err, &ee):
+			f.tell(conn, down, gs, ee) // statement tracking ended the session
 		}
 		conn.Close()
 		var werr *writeError
@@ -385,27 +523,36 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	case err := <-downDone:
 		if ctx.Err() != nil {
 			stream.Close()
-			err := f.ended(ctx, conn, down)
+			stopConv()
+			err := f.ended(ctx, conn, down, gs)
 			<-upDone
 			return err
 		}
 		var werr *writeError
-		clientGone := errors.As(err, &werr)
+		var ee *engine.Error
+		re, recFailed := asRecordingError(err)
+		clientGone := errors.As(err, &werr) && !recFailed
 		var lostErr error
-		if err != nil && !clientGone {
+		switch {
+		case recFailed:
+			lostErr = re.clientError()
+			f.tell(conn, down, gs, re.clientError())
+		case clientGone || err == nil:
+		case errors.As(err, &ee):
+			lostErr = ee // statement tracking ended the session
+			f.tell(conn, down, gs, ee)
+		default:
 			e := protocols.AgentLost(sess.Plan.Agent, err)
 			var tooBig *errMessageTooLarge
 			if errors.As(err, &tooBig) {
 				e = engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error())
 			}
 			lostErr = e
-			if !down.midMessage {
-				conn.SetWriteDeadline(f.now().Add(5 * time.Second))
-				conn.Write(appendError(nil, e, true))
-			}
+			f.tell(conn, down, gs, e)
 		}
 		conn.Close()
 		stream.Close()
+		stopConv()
 		<-upDone
 		if clientGone {
 			return nil
@@ -417,17 +564,28 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	}
 }
 
+// tell sends the client a FATAL error when the stream to it is at a message
+// boundary (recorded, when the session is, as everything the client gets).
+func (f *Frontend) tell(conn net.Conn, down *pump, gs *gwSession, e *engine.Error) {
+	if down.midMessage {
+		return
+	}
+	msg := appendError(nil, e, true)
+	if gs.rec != nil {
+		gs.rec.write(engine.ToClient, msg) // best effort: the session ends anyway
+	}
+	conn.SetWriteDeadline(f.now().Add(5 * time.Second))
+	conn.Write(msg)
+}
+
 // ended tells the client why its session was ended from outside (the
 // context's cause, or the gateway shutting down) and closes it.
-func (f *Frontend) ended(ctx context.Context, conn net.Conn, down *pump) error {
+func (f *Frontend) ended(ctx context.Context, conn net.Conn, down *pump, gs *gwSession) error {
 	var e *engine.Error
 	if !errors.As(context.Cause(ctx), &e) {
 		e = engine.Errorf(engine.CodeShutdown, "terminating connection: the gateway is shutting down")
 	}
-	if !down.midMessage {
-		conn.SetWriteDeadline(f.now().Add(5 * time.Second))
-		conn.Write(appendError(nil, e, true))
-	}
+	f.tell(conn, down, gs, e)
 	conn.Close()
 	return e
 }
@@ -441,6 +599,12 @@ func (f *Frontend) cancel(ctx context.Context, p *startupPacket, log *slog.Logge
 	t, ok := f.cancels.lookup(cancelKey{pid: p.pid, secret: binary.BigEndian.Uint32(p.secret)})
 	if !ok {
 		log.Info("cancel request for unknown key")
+		return
+	}
+	if t.hold.cancelHold() {
+		// The statement waits for its review on the gateway: it is refused
+		// like a cancelled query, nothing runs upstream.
+		log.Info("cancel request ended a statement review wait", "target_session", t.sessionID)
 		return
 	}
 	ctx, done := context.WithTimeout(ctx, 5*time.Second)
@@ -524,6 +688,8 @@ func refusalReason(c engine.Code) string {
 		return "upstream_error"
 	case engine.CodeShutdown:
 		return "shutdown"
+	case engine.CodeReviewTimeout:
+		return "review_timeout"
 	}
 	return "internal_error"
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,24 @@ type pump struct {
 
 	// more, if set, reads what src already has queued without waiting.
 	more func([]byte) int
+
+	// gate, if set, is held around every write to dst, and for the whole of
+	// a message streamed through in pieces: whoever else writes to dst (a
+	// notice to the client) takes it too and so writes at a message boundary.
+	gate *sync.Mutex
+}
+
+// errHold, returned by an inspector that is also a holder, asks the pump to
+// forward the messages before this one and then call hold for it.
+var errHold = errors.New("hold")
+
+// holder is an inspector that may hold a message before it is forwarded (a
+// statement waiting for its review, or for room to track it).
+type holder interface {
+	// hold is called, with the messages framed before msg already written,
+	// after inspect returned errHold for msg. It may block; it answers like
+	// inspect (and never with errHold).
+	hold(msg []byte, out []byte) ([]byte, error)
 }
 
 // errMessageTooLarge is returned, before any byte of the message is
@@ -133,16 +152,10 @@ func (p *pump) run() error {
 				// A message bigger than the buffer that nobody inspects:
 				// forward what we have and stream the rest of it through.
 				p.observe(buf[i : i+5])
-				rest := total - (end - i)
-				p.midMessage = true
-				if err := p.write(buf[i:end]); err != nil {
+				if err := p.passThrough(buf[i:end], total-(end-i)); err != nil {
 					return err
 				}
 				end = 0
-				if err := p.stream(rest); err != nil {
-					return err
-				}
-				p.midMessage = false
 			default:
 				end = copy(buf, buf[i:end])
 			}
@@ -159,6 +172,24 @@ func (p *pump) run() error {
 			return rerr
 		}
 	}
+}
+
+// passThrough forwards head, the start of a message, and streams the rest
+// bytes of it through.
+func (p *pump) passThrough(head []byte, rest int) error {
+	if p.gate != nil {
+		p.gate.Lock()
+		defer p.gate.Unlock()
+	}
+	p.midMessage = true
+	if err := p.write(head); err != nil {
+		return err
+	}
+	if err := p.stream(rest); err != nil {
+		return err
+	}
+	p.midMessage = false
+	return nil
 }
 
 // shrink goes back to the normal-size buffer after a large message,
@@ -199,6 +230,15 @@ func (p *pump) frame(end int) (int, error) {
 		}
 		if p.insp != nil && p.insp.wants(msg[0]) {
 			repl, err := p.insp.inspect(msg, p.scratch[:0])
+			if err == errHold {
+				// Forward what precedes msg, then wait for its decision.
+				if err := p.flush(buf, span, i, rebuilt); err != nil {
+					return 0, err
+				}
+				rebuilt, span = false, i
+				repl, err = p.insp.(holder).hold(msg, p.scratch[:0])
+				p.now = time.Now()
+			}
 			if err != nil {
 				return 0, err
 			}
@@ -298,7 +338,14 @@ func (p *pump) write(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
-	if _, err := p.dst.Write(b); err != nil {
+	if p.gate != nil && !p.midMessage {
+		p.gate.Lock()
+		_, err := p.dst.Write(b)
+		p.gate.Unlock()
+		if err != nil {
+			return &writeError{err}
+		}
+	} else if _, err := p.dst.Write(b); err != nil {
 		return &writeError{err}
 	}
 	p.n.Add(int64(len(b)))

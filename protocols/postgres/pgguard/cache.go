@@ -6,12 +6,14 @@ import (
 	"sync"
 )
 
-// lruCache maps statement text to Decision, bounded in bytes (keys + decisions +
-// a fixed per-entry overhead). It is split into shards, each an independent LRU
-// under its own mutex, so concurrent sessions rarely contend.
-type lruCache struct {
+// lruCache maps statement text to a result (a Decision, a classification),
+// bounded in bytes (keys + values as sized by size + a fixed per-entry
+// overhead). It is split into shards, each an independent LRU under its own
+// mutex, so concurrent sessions rarely contend.
+type lruCache[V any] struct {
 	seed   maphash.Seed
-	shards []cacheShard
+	shards []cacheShard[V]
+	size   func(V) int // bytes a value holds beyond its header
 }
 
 const (
@@ -19,54 +21,54 @@ const (
 	cacheEntryOverhead = 160 // entry struct, map slot, Decision headers: an estimate
 )
 
-type cacheEntry struct {
+type cacheEntry[V any] struct {
 	key        string
-	d          Decision
+	d          V
 	size       int
-	prev, next *cacheEntry
+	prev, next *cacheEntry[V]
 }
 
-type cacheShard struct {
+type cacheShard[V any] struct {
 	mu    sync.Mutex
-	m     map[string]*cacheEntry
-	head  cacheEntry // sentinel: head.next is most recent, head.prev least recent
+	m     map[string]*cacheEntry[V]
+	head  cacheEntry[V] // sentinel: head.next is most recent, head.prev least recent
 	bytes int
 	limit int
 }
 
-func newLRUCache(limit int) *lruCache {
+func newLRUCache[V any](limit int, size func(V) int) *lruCache[V] {
 	n := cacheShards
 	for n > 1 && limit/n < 64<<10 { // keep shards useful for small budgets
 		n /= 2
 	}
-	c := &lruCache{seed: maphash.MakeSeed(), shards: make([]cacheShard, n)}
+	c := &lruCache[V]{seed: maphash.MakeSeed(), shards: make([]cacheShard[V], n), size: size}
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.m = make(map[string]*cacheEntry)
+		s.m = make(map[string]*cacheEntry[V])
 		s.head.next, s.head.prev = &s.head, &s.head
 		s.limit = limit / n
 	}
 	return c
 }
 
-func (c *lruCache) shard(key string) *cacheShard {
+func (c *lruCache[V]) shard(key string) *cacheShard[V] {
 	if len(c.shards) == 1 {
 		return &c.shards[0]
 	}
 	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
 }
 
-func entrySize(key string, d Decision) int {
-	return len(key) + len(d.Rule) + len(d.Reason) + len(d.Kind) + cacheEntryOverhead
-}
+// decisionSize is the size function of the Guard's decision cache.
+func decisionSize(d Decision) int { return len(d.Rule) + len(d.Reason) + len(d.Kind) }
 
-func (c *lruCache) get(key string) (Decision, bool) {
+func (c *lruCache[V]) get(key string) (V, bool) {
 	s := c.shard(key)
 	s.mu.Lock()
 	e, ok := s.m[key]
 	if !ok {
 		s.mu.Unlock()
-		return Decision{}, false
+		var zero V
+		return zero, false
 	}
 	s.unlink(e)
 	s.pushFront(e)
@@ -75,8 +77,8 @@ func (c *lruCache) get(key string) (Decision, bool) {
 	return d, true
 }
 
-func (c *lruCache) put(key string, d Decision) {
-	size := entrySize(key, d)
+func (c *lruCache[V]) put(key string, d V) {
+	size := len(key) + c.size(d) + cacheEntryOverhead
 	s := c.shard(key)
 	if size > s.limit {
 		return // would evict the whole shard for one entry
@@ -90,7 +92,7 @@ func (c *lruCache) put(key string, d Decision) {
 		s.pushFront(e)
 	} else {
 		key = strings.Clone(key) // the caller's string may alias a reused buffer
-		e := &cacheEntry{key: key, d: d, size: size}
+		e := &cacheEntry[V]{key: key, d: d, size: size}
 		s.m[key] = e
 		s.pushFront(e)
 		s.bytes += size
@@ -106,20 +108,20 @@ func (c *lruCache) put(key string, d Decision) {
 	}
 }
 
-func (s *cacheShard) unlink(e *cacheEntry) {
+func (s *cacheShard[V]) unlink(e *cacheEntry[V]) {
 	e.prev.next = e.next
 	e.next.prev = e.prev
 	e.prev, e.next = nil, nil
 }
 
-func (s *cacheShard) pushFront(e *cacheEntry) {
+func (s *cacheShard[V]) pushFront(e *cacheEntry[V]) {
 	e.prev = &s.head
 	e.next = s.head.next
 	s.head.next.prev = e
 	s.head.next = e
 }
 
-func (c *lruCache) stats() (entries, bytes int) {
+func (c *lruCache[V]) stats() (entries, bytes int) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()

@@ -102,3 +102,35 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// FuzzClassify: no panic on any input; an input the classifier's prefilter
+// lets through has no target (or does not parse); a parsed classification is
+// deduplicated and bounded; the cached answer equals the uncached one.
+func FuzzClassify(f *testing.F) {
+	addCorpusSeeds(f)
+	for _, s := range []string{"WITH d AS (DELETE FROM a RETURNING *) SELECT 1", "DO $$BEGIN EXECUTE 'TRUNCATE x'; END$$",
+		"MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", "COPY t FROM STDIN", "DROP SCHEMA s CASCADE", "CALL p()"} {
+		f.Add(s)
+	}
+	cl := NewClassifier(Options{CacheBytes: 64 << 10})
+	f.Fuzz(func(t *testing.T, sql string) {
+		got, err := fullClassify(sql)
+		if classifyFilter.allows(sql) && err == nil && len(got) > 0 {
+			t.Fatalf("prefilter allows %q but it has targets %v", sql, got)
+		}
+		if len(got) > maxTargets+1 {
+			t.Fatalf("%d targets", len(got))
+		}
+		seen := map[Target]bool{}
+		for _, tg := range got {
+			if seen[tg] || tg.Kind == "" {
+				t.Fatalf("duplicate or empty target in %v", got)
+			}
+			seen[tg] = true
+		}
+		cached, cerr := cl.Classify(sql)
+		if !classifyFilter.allows(sql) && ((err == nil) != (cerr == nil) || targetsString(cached) != targetsString(got)) {
+			t.Fatalf("cached %v %v, uncached %v %v", cached, cerr, got, err)
+		}
+	})
+}

@@ -98,7 +98,7 @@ type Guard struct {
 	tables  []tableName
 	enabled bool
 	pf      prefilter
-	cache   *lruCache
+	cache   *lruCache[Decision]
 }
 
 // Compile validates r and builds a Guard. Unknown rule names and malformed table
@@ -126,7 +126,7 @@ func Compile(r Rules, opts Options) (*Guard, error) {
 		size = DefaultCacheBytes
 	}
 	if size > 0 && g.enabled {
-		g.cache = newLRUCache(size)
+		g.cache = newLRUCache(size, decisionSize)
 	}
 	return g, nil
 }
