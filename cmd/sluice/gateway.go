@@ -54,6 +54,7 @@ func runGateway(args []string) error {
 	drain := fs.Duration("drain-timeout", envDuration("SLUICE_DRAIN_TIMEOUT", 30*time.Second), "on SIGTERM, how long running sessions may finish before they are ended (SLUICE_DRAIN_TIMEOUT)")
 	fs.StringVar(&cfg.Store, "store", os.Getenv("SLUICE_STORE"), "control-plane store: empty for SQLite in the data dir, or a postgres:// URL several gateways share (SLUICE_STORE)")
 	fs.StringVar(&cfg.Recordings, "recordings", os.Getenv("SLUICE_RECORDINGS"), "where session recordings go: a directory, file://DIR or s3://BUCKET/PREFIX?endpoint=HOST&region=R (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); default DATA_DIR/recordings; off: none (SLUICE_RECORDINGS)")
+	fs.Int64Var(&cfg.RecordingSpool, "recording-spool", int64(envInt("SLUICE_RECORDING_SPOOL", 64<<20)), "bytes of recordings held in memory before they are written, across all sessions; above 3/4 of it new sessions are refused (SLUICE_RECORDING_SPOOL)")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", envDuration("SLUICE_TOKEN_TTL", 12*time.Hour), "lifetime of access tokens issued without one (SLUICE_TOKEN_TTL)")
 	fs.DurationVar(&cfg.TokenMaxTTL, "token-max-ttl", envDuration("SLUICE_TOKEN_MAX_TTL", 7*24*time.Hour), "longest access-token lifetime granted (SLUICE_TOKEN_MAX_TTL)")
 	fs.DurationVar(&cfg.ReviewTimeout, "review-timeout", envDuration("SLUICE_REVIEW_TIMEOUT", 5*time.Minute), "how long a just-in-time review may stay pending (SLUICE_REVIEW_TIMEOUT)")

@@ -160,7 +160,7 @@ func startControl(ctx context.Context, cfg GatewayConfig, g *Gateway, log *slog.
 			return fail(fmt.Errorf("recordings (SLUICE_RECORDINGS): %w", err))
 		}
 		c.Manifest = audit.NewManifest(st)
-		c.Recorder, err = recording.New(recording.Options{Blob: c.Blobs, Manifest: c.Manifest, Registerer: g.Registry, Logger: log.With("component", "recording")})
+		c.Recorder, err = recording.New(recording.Options{Blob: c.Blobs, Manifest: c.Manifest, SpoolBytes: cfg.RecordingSpool, Registerer: g.Registry, Logger: log.With("component", "recording")})
 		if err != nil {
 			return fail(fmt.Errorf("recorder: %w", err))
 		}

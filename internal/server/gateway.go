@@ -57,6 +57,10 @@ type GatewayConfig struct {
 	// directory, file://DIR or s3://BUCKET/PREFIX?endpoint=…; default
 	// DataDir/recordings; "off" records nothing.
 	Recordings string
+	// RecordingSpool bounds the recorded bytes held in memory before they
+	// are written, across all sessions (SLUICE_RECORDING_SPOOL; default 64
+	// MiB). Above 3/4 of it new sessions are refused (fail closed).
+	RecordingSpool int64
 	// TokenTTL and TokenMaxTTL bound access tokens (SLUICE_TOKEN_TTL,
 	// SLUICE_TOKEN_MAX_TTL; defaults 12h and 7 days).
 	TokenTTL, TokenMaxTTL time.Duration
