@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/protocols"
@@ -36,9 +35,16 @@ type Config struct {
 
 // Agent runs tunnels and the sessions on them.
 type Agent struct {
-	cfg      Config
-	wg       sync.WaitGroup
-	draining atomic.Bool
+	cfg Config
+	wg  sync.WaitGroup // sessions
+	// mu orders starting a session (wg.Add) before Shutdown's wait, or
+	// after draining is set: a WaitGroup must not be added to from zero
+	// while it is waited on.
+	mu       sync.Mutex
+	draining bool
+	// cancels are the one-shot cancel streams, still served while
+	// draining; only Run waits for them.
+	cancels sync.WaitGroup
 }
 
 // New validates cfg and returns an agent.
@@ -63,6 +69,7 @@ func New(cfg Config) (*Agent, error) {
 
 // Run keeps a tunnel up until ctx ends, then waits for its sessions.
 func (a *Agent) Run(ctx context.Context) error {
+	defer a.cancels.Wait()
 	defer a.wg.Wait()
 	m := a.cfg.Metrics
 	backoff := a.cfg.MinBackoff
@@ -128,6 +135,13 @@ func (a *Agent) serve(ctx context.Context, t transport.Tunnel) error {
 		if !ok {
 			a.cfg.Logger.Warn("stream for unknown protocol", "protocol", h.Protocol, "session", h.SessionID)
 			a.cfg.Metrics.refused.WithLabelValues("unknown_protocol").Inc()
+			if h.Kind == resume.KindResumable && a.cfg.Resume != nil {
+				// Say why: a plain close would look like a lost session
+				// to the gateway, which would then try to resume it.
+				rs, _ := a.cfg.Resume.Accept(s, h)
+				rs.CloseWithReason("agent " + a.cfg.Name + " does not serve protocol " + h.Protocol)
+				continue
+			}
 			s.Close()
 			continue
 		}
@@ -139,7 +153,17 @@ func (a *Agent) serve(ctx context.Context, t transport.Tunnel) error {
 			}
 			stream, h = a.cfg.Resume.Accept(s, h)
 		}
-		if a.draining.Load() && h.Kind != transport.KindCancel {
+		if h.Kind == transport.KindCancel {
+			a.cancels.Add(1)
+			go func() {
+				defer a.cancels.Done()
+				p.ServeStream(ctx, stream, h)
+			}()
+			continue
+		}
+		a.mu.Lock()
+		if a.draining {
+			a.mu.Unlock()
 			a.cfg.Metrics.refused.WithLabelValues("draining").Inc()
 			if rs, ok := stream.(*resume.Stream); ok {
 				rs.CloseWithReason("agent " + a.cfg.Name + " is shutting down")
@@ -149,6 +173,7 @@ func (a *Agent) serve(ctx context.Context, t transport.Tunnel) error {
 			continue
 		}
 		a.wg.Add(1)
+		a.mu.Unlock()
 		go func() {
 			defer a.wg.Done()
 			p.ServeStream(ctx, stream, h)
@@ -160,7 +185,9 @@ func (a *Agent) serve(ctx context.Context, t transport.Tunnel) error {
 // finish for up to timeout; the rest are then ended, and their clients told
 // the agent is shutting down. Cancel Run's context afterwards.
 func (a *Agent) Shutdown(timeout time.Duration) {
-	a.draining.Store(true)
+	a.mu.Lock()
+	a.draining = true
+	a.mu.Unlock()
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {
@@ -168,8 +195,19 @@ func (a *Agent) Shutdown(timeout time.Duration) {
 		return
 	case <-time.After(timeout):
 	}
-	if a.cfg.Resume != nil {
-		a.cfg.Resume.CloseAll("agent " + a.cfg.Name + " is shutting down")
+	if a.cfg.Resume == nil {
+		return // plain streams end with Run's context
+	}
+	// CloseAll returns once the gateway has been told: cancelling Run's
+	// context next closes the tunnel, which would lose the reasons still
+	// on their way (the clients would wait out the resume grace period
+	// and be told the tunnel was down).
+	a.cfg.Resume.CloseAll("agent " + a.cfg.Name + " is shutting down")
+	// Let the sessions close their upstream connections before the
+	// caller cancels Run's context.
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
 	}
 }
 

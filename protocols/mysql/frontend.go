@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-gw/sluice/engine"
 	"github.com/sluice-gw/sluice/protocols"
 	"github.com/sluice-gw/sluice/transport"
+	"github.com/sluice-gw/sluice/transport/resume"
 )
 
 // Frontend is the gateway side: it accepts MySQL clients, authenticates them
@@ -232,6 +233,12 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, id uint32, sess *eng
 		return conn, nil, nil, seq, err
 	}
 	sess.Plan = plan
+	// Fail closed: a session the audit trail cannot take is not started.
+	if g, ok := f.audit.(engine.AuditGate); ok {
+		if err := g.Admit(); err != nil {
+			return conn, nil, nil, seq, err
+		}
+	}
 	hdr := transport.Header{
 		SessionID:  sess.ID,
 		Kind:       transport.KindSession,
@@ -261,6 +268,10 @@ func (f *Frontend) startup(ctx context.Context, c net.Conn, id uint32, sess *eng
 	timer.Stop()
 	if err != nil {
 		stream.Close()
+		var re *resume.Error
+		if errors.As(err, &re) { // the agent says why (shutting down, session lost)
+			return conn, nil, nil, seq, protocols.AgentLost(plan.Agent, err)
+		}
 		if errors.Is(err, transport.ErrTunnelClosed) {
 			return conn, nil, nil, seq, &engine.Error{Code: engine.CodeAgentLost, Message: "agent " + plan.Agent + " disconnected", Err: err}
 		}
@@ -352,7 +363,7 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	sm := f.cfg.Metrics.session(sess.Plan.Connection, "relay")
 	var down downState
 	upDone := make(chan error, 1)
-	go func() { upDone <- f.requests(ctx, conn, stream, cw, sess, q, sm) }()
+	go func() { upDone <- f.requests(ctx, conn, stream, cw, sess, q, sm, &down) }()
 	downDone := make(chan error, 1)
 	go func() { downDone <- f.responses(stream, cw, sess, q, sm, &down) }()
 	// Ending the session from outside stops both sides without closing the
@@ -369,6 +380,14 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 		<-downDone
 		if ctx.Err() != nil {
 			return f.ended(ctx, cw, conn, q, &down)
+		}
+		if streamLost(err) {
+			// The stream failed for good and the request side saw it
+			// first (a write while the down side waited): the client is
+			// told as when the down side sees it.
+			e := protocols.AgentLost(sess.Plan.Agent, err)
+			f.tell(cw, conn, q, &down, e)
+			return e
 		}
 		var tooBig *errPacketTooLarge
 		if errors.As(err, &tooBig) {
@@ -404,11 +423,23 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 	}
 }
 
+// streamLost reports whether err, from the request side, is the session's
+// stream failing (the agent or the tunnel gone for good) rather than the
+// client.
+func streamLost(err error) bool {
+	var re *resume.Error
+	return errors.As(err, &re) || errors.Is(err, transport.ErrTunnelClosed)
+}
+
 // downState is where the response side stopped, for an error the gateway
 // adds itself: only at a packet boundary, with the next sequence id.
 type downState struct {
 	boundary atomic.Bool
-	lastSeq  atomic.Uint32
+	lastSeq  atomic.Uint32 // of the last response packet relayed
+	// awaiting: a client packet was forwarded and no response packet has
+	// been relayed since; its answer then takes reqSeq+1.
+	awaiting atomic.Bool
+	reqSeq   atomic.Uint32
 }
 
 // ended tells the client why its session was ended from outside (the
@@ -426,8 +457,10 @@ func (f *Frontend) ended(ctx context.Context, cw *lockedWriter, conn net.Conn, q
 func (f *Frontend) tell(cw *lockedWriter, conn net.Conn, q *cmdRing, down *downState, e *engine.Error) {
 	if down.boundary.Load() {
 		seq := byte(0)
-		if _, pending := q.front(); pending {
-			seq = byte(down.lastSeq.Load() + 1)
+		if down.awaiting.Load() {
+			seq = byte(down.reqSeq.Load() + 1) // the answer to the last request
+		} else if _, pending := q.front(); pending {
+			seq = byte(down.lastSeq.Load() + 1) // inside an answer
 		}
 		conn.SetWriteDeadline(f.now().Add(5 * time.Second))
 		b, _ := appendPacket(nil, seq, engineErrPayload(e, false))
@@ -438,7 +471,7 @@ func (f *Frontend) tell(cw *lockedWriter, conn net.Conn, q *cmdRing, down *downS
 
 // requests relays client commands to the agent, answering KILL itself, and
 // queues each forwarded command for responses to time.
-func (f *Frontend) requests(ctx context.Context, conn net.Conn, stream transport.Stream, cw *lockedWriter, sess *engine.Session, q *cmdRing, sm *sessionMetrics) error {
+func (f *Frontend) requests(ctx context.Context, conn net.Conn, stream transport.Stream, cw *lockedWriter, sess *engine.Session, q *cmdRing, sm *sessionMetrics, down *downState) error {
 	clock := &timedReader{r: conn}
 	src := bufio.NewReaderSize(clock, f.cfg.BufferSize)
 	r := &relayer{src: src, dst: bufio.NewWriterSize(stream, f.cfg.BufferSize), n: &sess.BytesIn, overhead: sm.overhead, clock: clock}
@@ -484,6 +517,8 @@ func (f *Frontend) requests(ctx context.Context, conn net.Conn, stream transport
 			if size > f.cfg.MaxMessage {
 				return &errPacketTooLarge{size: size, max: f.cfg.MaxMessage}
 			}
+			down.reqSeq.Store(uint32(seq))
+			down.awaiting.Store(true)
 			if err := r.writeHeader(ln, seq); err != nil {
 				return err
 			}
@@ -521,6 +556,7 @@ func (f *Frontend) responses(stream transport.Stream, cw *lockedWriter, sess *en
 		}
 		down.boundary.Store(false)
 		down.lastSeq.Store(uint32(seq))
+		down.awaiting.Store(false)
 		if pc, ok := q.front(); ok && !cont {
 			head, err := src.Peek(min(ln, trackHead))
 			if len(head) < min(ln, trackHead) {

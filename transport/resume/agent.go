@@ -96,7 +96,9 @@ func (r *Registry) Resume(u transport.Stream, h transport.Header) {
 }
 
 // CloseAll ends every session with reason, which the gateway passes on to
-// the clients (agent shutdown).
+// the clients (agent shutdown). It returns once the gateway has been told
+// (a few seconds at most), so that the tunnel may be closed afterwards
+// without losing the reasons on the way.
 func (r *Registry) CloseAll(reason string) {
 	r.mu.Lock()
 	all := make([]*Stream, 0, len(r.streams))
@@ -104,8 +106,14 @@ func (r *Registry) CloseAll(reason string) {
 		all = append(all, s)
 	}
 	r.mu.Unlock()
+	var told []<-chan struct{}
 	for _, s := range all {
-		s.CloseWithReason(reason)
+		if c := s.closeWithReason(reason); c != nil {
+			told = append(told, c)
+		}
+	}
+	for _, c := range told {
+		<-c
 	}
 }
 
@@ -121,6 +129,7 @@ func refuse(u transport.Stream, reason string) {
 		t := time.AfterFunc(5*time.Second, func() { u.Close() })
 		defer t.Stop()
 		if _, err := u.Write(closeFrame(reason)); err == nil {
+			u.CloseWrite()
 			goodbye(u)
 		}
 		u.Close()

@@ -156,8 +156,18 @@ func (d *Dispatcher) resumeOnce(s *Stream, agent string, h transport.Header, bud
 		return err
 	}
 	if err := s.attach(u, peerRecv, false); err != nil {
-		u.Close()
-		return err
+		// The agent has attached u and replays on it: tell it the session
+		// is over, or it would hold the upstream connection until its own
+		// grace period ends.
+		reason := "the gateway ended the session"
+		if e, ok := err.(*Error); ok && e.Reason != "" {
+			reason = e.Reason
+		}
+		refuse(u, reason)
+		if errors.Is(err, ErrReplayGap) {
+			return err // found by this attempt
+		}
+		return errClosed // the session had ended meanwhile: not the resume's outcome
 	}
 	return nil
 }

@@ -160,10 +160,18 @@ type Stream struct {
 	done     chan struct{}
 	ackc     chan struct{}
 
-	// Writer side, under wmu: the underlying stream carries [.., wireEnd).
-	wmu     sync.Mutex
-	wireEnd uint64
-	small   [smallFrame]byte
+	// Writer side, under wmu: the underlying stream carries [.., wireEnd),
+	// and the end of data once finWired.
+	wmu      sync.Mutex
+	wireEnd  uint64
+	finWired bool
+	small    [smallFrame]byte
+
+	// rmu is held around every read of the stream under s: the reader
+	// (Read, then drain) and a closing goroutine waiting for the peer's
+	// close (goodbye) must not read it at once, as transport.Stream
+	// allows one reader.
+	rmu sync.Mutex
 
 	// Reader side, owned by the goroutine reading.
 	rgen uint64
@@ -224,7 +232,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 			s.rgen, s.rem = gen, 0
 		}
 		if s.rem == 0 {
-			if err := s.readFrame(u, gen); err != nil {
+			s.rmu.Lock()
+			err := s.readFrame(u, gen)
+			s.rmu.Unlock()
+			if err != nil {
 				s.failOrLose(gen, err)
 			}
 			if s.eof.Load() {
@@ -233,7 +244,9 @@ func (s *Stream) Read(p []byte) (int, error) {
 			}
 			continue
 		}
+		s.rmu.Lock()
 		n, err := u.Read(p[:min(len(p), s.rem)])
+		s.rmu.Unlock()
 		if n > 0 {
 			s.mu.Lock()
 			if s.gen != gen { // detached meanwhile: the peer replays these
@@ -273,7 +286,10 @@ func (s *Stream) drain() {
 		if gen != s.rgen {
 			s.rgen, s.rem = gen, 0
 		}
-		if err := s.readFrame(u, gen); err != nil {
+		s.rmu.Lock()
+		err = s.readFrame(u, gen)
+		s.rmu.Unlock()
+		if err != nil {
 			s.failOrLose(gen, err)
 			continue
 		}
@@ -489,6 +505,18 @@ func (s *Stream) send(start uint64, data []byte) {
 		return
 	}
 	s.wireEnd = start + uint64(len(data))
+	// A CloseWrite that ran while this write was on its way to the wire
+	// left the end of data to it.
+	s.mu.Lock()
+	fin, end := s.finSent, s.ring.end
+	s.mu.Unlock()
+	if fin && !s.finWired && s.wireEnd == end {
+		if err := s.writeCtl(u, frameFin, end); err != nil {
+			s.lose(gen, err)
+			return
+		}
+		s.finWired = true
+	}
 }
 
 // writeData writes data frames carrying the current ack; wmu is held.
@@ -578,12 +606,16 @@ func (s *Stream) CloseWrite() error {
 	s.mu.Lock()
 	u, gen := s.under, s.gen
 	s.mu.Unlock()
-	if u == nil || s.wireEnd != end {
-		return nil // the replay after re-attaching sends it
+	if u == nil || s.wireEnd != end || s.finWired {
+		// The replay after re-attaching sends it, or the write still on
+		// its way to the wire (send), or it is out already.
+		return nil
 	}
 	if err := s.writeCtl(u, frameFin, end); err != nil {
 		s.lose(gen, err)
+		return nil
 	}
+	s.finWired = true
 	return nil
 }
 
@@ -594,6 +626,14 @@ func (s *Stream) Close() error { return s.CloseWithReason("") }
 // CloseWithReason is Close with a reason the peer's error carries (e.g.
 // "agent is shutting down").
 func (s *Stream) CloseWithReason(reason string) error {
+	s.closeWithReason(reason)
+	return nil
+}
+
+// closeWithReason is CloseWithReason; the channel it returns is closed once
+// the peer has been told (or that failed, at most ~5 s later), or is nil
+// when there is nothing to wait for.
+func (s *Stream) closeWithReason(reason string) <-chan struct{} {
 	if len(reason) > maxReason {
 		reason = reason[:maxReason]
 	}
@@ -614,22 +654,30 @@ func (s *Stream) CloseWithReason(reason string) error {
 	if detached {
 		s.sh.o.Metrics.Detached.Dec()
 	}
+	var told chan struct{}
 	if u != nil {
-		// Tell the peer it is deliberate, without blocking the caller: when
-		// a write is in progress (maybe stalled on flow control) the stream
-		// is just closed, and the peer learns the session is gone when it
-		// tries to resume.
+		told = make(chan struct{})
+		// Tell the peer it is deliberate, without blocking the caller. A
+		// write in progress finishes its frame first (the peer reads the
+		// frames in order); one stalled on flow control for 5 s is cut
+		// by closing the stream, and the peer then learns the session is
+		// gone when it tries to resume.
 		go func() {
-			if !s.wmu.TryLock() {
-				u.Close()
-				return
-			}
+			defer close(told)
 			t := time.AfterFunc(5*time.Second, func() { u.Close() })
 			defer t.Stop()
+			s.wmu.Lock()
 			_, err := u.Write(closeFrame(reason))
+			if err == nil {
+				u.CloseWrite()
+			}
 			s.wmu.Unlock()
 			if err == nil {
+				// Our reader may still be in the stream under s: wait
+				// for it to let go rather than read beside it.
+				s.rmu.Lock()
 				goodbye(u)
+				s.rmu.Unlock()
 			}
 			u.Close()
 		}()
@@ -637,7 +685,7 @@ func (s *Stream) CloseWithReason(reason string) error {
 	if s.onEnd != nil {
 		s.onEnd(s)
 	}
-	return nil
+	return told
 }
 
 // closeFrame encodes an 'X' frame.
@@ -649,11 +697,10 @@ func closeFrame(reason string) []byte {
 	return b
 }
 
-// goodbye ends our side of u after a final frame: closing at once could
-// discard what we wrote, so it half-closes and waits (bounded by the
-// caller's timer) for the peer to close.
+// goodbye ends our side of u after a final frame and a CloseWrite: closing
+// at once could discard what we wrote, so it waits (bounded by the caller's
+// timer) for the peer to close.
 func goodbye(u transport.Stream) {
-	u.CloseWrite()
 	var buf [512]byte
 	for {
 		if _, err := u.Read(buf[:]); err != nil {
@@ -728,7 +775,7 @@ func (s *Stream) attach(u transport.Stream, peerRecv uint64, hello bool) error {
 		s.lose(gen, err) // detaches again and starts over
 		return nil
 	}
-	s.wireEnd = end
+	s.wireEnd, s.finWired = end, fin
 	m.Resumes.WithLabelValues("ok").Inc()
 	m.Replayed.Add(float64(len(replay)))
 	s.sh.o.Logger.Info("session stream resumed", "session", s.id, "replayed_bytes", len(replay),
