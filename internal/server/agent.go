@@ -79,6 +79,9 @@ func NewAgent(cfg AgentConfig) (*agent.Agent, error) {
 	}
 	myCfg.Logger = log.With("protocol", "mysql")
 	myCfg.HashKey = hk[:]
+	if grace > 0 && myCfg.EndWait < grace+10*time.Second {
+		myCfg.EndWait = grace + 10*time.Second
+	}
 	myCfg.Metrics = mysql.NewMetrics(cfg.Registry, "agent")
 	my, err := mysql.NewUpstream(myCfg)
 	if err != nil {

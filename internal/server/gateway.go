@@ -384,6 +384,22 @@ func (g *Gateway) Err() <-chan error { return g.errc }
 func (g *Gateway) Close() {
 	g.once.Do(func() {
 		g.cancel()
+		// Sessions end first, while the tunnels still carry their close to
+		// the agents (else agents hold upstream connections for the resume
+		// grace); bounded, then everything else closes.
+		for _, d := range g.drains {
+			d()
+		}
+		bound := time.NewTimer(10 * time.Second)
+		defer bound.Stop()
+	wait:
+		for _, done := range g.served {
+			select {
+			case <-done:
+			case <-bound.C:
+				break wait
+			}
+		}
 		for i := len(g.closers) - 1; i >= 0; i-- {
 			g.closers[i]()
 		}
@@ -425,6 +441,6 @@ type agentLinks struct {
 func (a agentLinks) Online(name string) bool { return a.hub.Online(name) }
 
 func (a agentLinks) Disconnect(name string) {
+	a.hub.Disconnect(name) // first: no session can open on it after EndAgent
 	a.dispatch.EndAgent(name, "agent "+name+" was removed or its key revoked")
-	a.hub.Disconnect(name)
 }

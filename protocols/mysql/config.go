@@ -39,6 +39,9 @@ type Config struct {
 	// Sessions, when set, tracks the gateway's live sessions so the control
 	// plane can end them (gateway side).
 	Sessions *engine.Sessions
+	// EndWait bounds how long the agent waits, after the upstream ended, for
+	// the gateway to close (agent side; default 10 s).
+	EndWait time.Duration
 }
 
 // DefaultConfig returns the defaults documented in the README.

@@ -192,7 +192,7 @@ func (u *Upstream) relay(ctx context.Context, s transport.Stream, up net.Conn, c
 		up.Close()
 		select {
 		case <-upDone:
-		case <-time.After(10 * time.Second):
+		case <-time.After(u.endWait()):
 			s.Close()
 			<-upDone
 		}
@@ -237,4 +237,14 @@ func redact(s, password string) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// endWait bounds the wait, after the upstream ended, for the gateway to read
+// everything and close (default 10 s; the agent raises it past the resume
+// grace so a final packet survives a tunnel loss).
+func (u *Upstream) endWait() time.Duration {
+	if u.cfg.EndWait > 0 {
+		return u.cfg.EndWait
+	}
+	return 10 * time.Second
 }

@@ -508,16 +508,24 @@ func (f *Frontend) relay(ctx context.Context, conn net.Conn, stream transport.St
 		}
 		var tooBig *errMessageTooLarge
 		var ee *engine.Error
+		var werr *writeError
+		var re *resume.Error
 		switch {
+		case errors.As(err, &werr) && (errors.As(werr.err, &re) || errors.Is(werr.err, transport.ErrTunnelClosed)):
+			// The stream to the agent is gone for good (the other side's
+			// error was only the echo of our Close): say so.
+			e := protocols.AgentLost(sess.Plan.Agent, werr.err)
+			f.tell(conn, down, gs, e)
+			conn.Close()
+			return e
 		case errors.As(err, &tooBig):
 			f.tell(conn, down, gs, engine.Errorf(engine.CodeTooLarge, "%s", tooBig.Error()))
 		case errors.As(err, &ee):
 			f.tell(conn, down, gs, ee) // statement tracking ended the session
 		}
 		conn.Close()
-		var werr *writeError
 		if err == nil || isNetErr(err) || errors.As(err, &werr) && isNetErr(werr.err) {
-			return nil // the client left; a stream write failing is reported by the other side
+			return nil // the client left
 		}
 		return err
 	case err := <-downDone:
