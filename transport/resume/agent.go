@@ -66,6 +66,16 @@ func (r *Registry) armGrace(s *Stream, gen uint64) {
 // answers why it cannot and closes u. It replays what the gateway missed, so
 // call it on its own goroutine, not the accept loop's.
 func (r *Registry) Resume(u transport.Stream, h transport.Header) {
+	if reason, ok := h.Params[paramClose]; ok {
+		r.mu.Lock()
+		s := r.streams[h.SessionID]
+		r.mu.Unlock()
+		if s != nil {
+			s.fail(&Error{ErrClosedByPeer, reason})
+		}
+		refuse(u, "closed")
+		return
+	}
 	peerRecv, err := strconv.ParseUint(h.Params[paramRecv], 10, 64)
 	if err != nil {
 		refuse(u, "malformed resume request")

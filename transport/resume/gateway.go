@@ -88,6 +88,9 @@ func (d *Dispatcher) reconnect(s *Stream, agent string, h transport.Header) {
 	for {
 		select {
 		case <-s.Done():
+			// Ended here while detached (client left, agent removed):
+			// tell the agent, or it holds the upstream for its grace.
+			go d.tellEnded(s, agent, h)
 			return
 		default:
 		}
@@ -118,10 +121,31 @@ func (d *Dispatcher) reconnect(s *Stream, agent string, h transport.Header) {
 		select { // agent offline or its old tunnel still half-open: try again
 		case <-time.After(min(backoff, left)):
 		case <-s.Done():
+			go d.tellEnded(s, agent, h)
 			return
 		}
 		backoff = min(backoff*2, time.Second)
 	}
+}
+
+// tellEnded tells the agent that a session which ended on the gateway while
+// detached is over: a close-only resume request (best effort, bounded).
+func (d *Dispatcher) tellEnded(s *Stream, agent string, h transport.Header) {
+	reason := "the gateway ended the session"
+	if e, ok := s.Err().(*Error); ok && e.Reason != "" {
+		reason = e.Reason
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u, err := d.next.Open(ctx, agent, transport.Header{SessionID: h.SessionID, Kind: KindResume, Protocol: h.Protocol,
+		Params: map[string]string{paramClose: reason}})
+	if err != nil {
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { u.Close() })
+	defer stop()
+	readHello(u) // the agent answers with a close frame once it has ended the session
+	u.Close()
 }
 
 // resumeOnce makes one attempt; an *Error is final.

@@ -22,7 +22,8 @@ const (
 	// carry the bytes the gateway has received ("recv").
 	KindResume = "resume"
 
-	paramRecv = "recv"
+	paramRecv  = "recv"
+	paramClose = "close" // a close-only resume request: the session ended on the gateway
 )
 
 // Defaults for Options.
