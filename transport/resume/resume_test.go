@@ -103,20 +103,6 @@ func (w *world) connect() {
 	}()
 }
 
-// waitAgentHas waits until the agent has accepted n sessions: a session
-// opened just before a cut may never have reached the agent (then it is
-// rightly lost), which tests of replay must rule out.
-func (w *world) waitAgentHas(n int) {
-	w.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for w.reg.Len() < n {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("the agent has %d sessions, want %d", w.reg.Len(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // agentUp reports whether the current tunnel is up.
 func (w *world) agentUp() bool {
 	w.mu.Lock()
@@ -139,13 +125,36 @@ func (w *world) cut() {
 
 func (w *world) open() *Stream {
 	w.t.Helper()
-	before := w.reg.Len()
-	defer w.waitAgentHas(before + 1)
 	s, err := w.d.Open(context.Background(), "a", transport.Header{SessionID: fmt.Sprint(rand.Uint64()), Kind: transport.KindSession, Protocol: "test"})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return s.(*Stream)
+	rs := s.(*Stream)
+	w.waitAgentHasID(rs.ID())
+	return rs
+}
+
+// waitAgentHasID waits until the agent has accepted session id: a session
+// opened just before a cut may never have reached the agent (then it is
+// rightly lost), which tests of replay must rule out.
+func (w *world) waitAgentHasID(id string) {
+	w.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.mu.Lock()
+		reg := w.reg
+		w.mu.Unlock()
+		reg.mu.Lock()
+		_, ok := reg.streams[id]
+		reg.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the agent never accepted session %s", id)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // echo ends like the protocols do: CloseWrite, then wait for the peer to
