@@ -1,8 +1,12 @@
 package protocols
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-gw/sluice/engine"
 	"github.com/sluice-gw/sluice/transport/resume"
@@ -38,4 +42,36 @@ func Outcome(err error) string {
 		return "shutdown"
 	}
 	return "error"
+}
+
+// RefusalReason is the metrics label of a refused session (a fixed set).
+func RefusalReason(c engine.Code) string {
+	switch c {
+	case engine.CodeAuthFailed:
+		return "auth_failed"
+	case engine.CodeUnknownConnection:
+		return "unknown_connection"
+	case engine.CodeDenied:
+		return "denied"
+	case engine.CodeAgentOffline, engine.CodeAgentLost:
+		return "agent_offline"
+	case engine.CodeTooLarge, engine.CodeProtocol:
+		return "protocol_error"
+	case engine.CodeUpstream:
+		return "upstream_error"
+	case engine.CodeShutdown:
+		return "shutdown"
+	case engine.CodeReviewTimeout:
+		return "review_timeout"
+	}
+	return "internal_error"
+}
+
+// NewSessionID returns a random session id (24 hex digits).
+func NewSessionID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	return hex.EncodeToString(b[:])
 }

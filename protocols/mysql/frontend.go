@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -74,7 +73,7 @@ type clientErr struct {
 
 // ServeConn implements protocols.Frontend.
 func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
-	sess := &engine.Session{ID: newSessionID(), Protocol: Name, ClientAddr: c.RemoteAddr().String(), Start: f.now()}
+	sess := &engine.Session{ID: protocols.NewSessionID(), Protocol: Name, ClientAddr: c.RemoteAddr().String(), Start: f.now()}
 	log := f.cfg.Logger.With("session", sess.ID, "client", sess.ClientAddr)
 	id := f.ids.issue()
 	defer f.ids.forget(id)
@@ -136,7 +135,7 @@ func (f *Frontend) fail(c net.Conn, sess *engine.Session, err error, seq byte, l
 	}
 	code, _ := errCode(e.Code, true)
 	log.Info("session refused", "code", code, "error", err)
-	f.cfg.Metrics.Refusals.WithLabelValues(refusalReason(e.Code)).Inc()
+	f.cfg.Metrics.Refusals.WithLabelValues(protocols.RefusalReason(e.Code)).Inc()
 	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
 }
 
@@ -334,7 +333,7 @@ func (f *Frontend) killCommand(ctx context.Context, p []byte, sess *engine.Sessi
 	cctx, done := context.WithTimeout(ctx, 10*time.Second)
 	defer done()
 	s, err := f.tunnels.Open(cctx, t.agent, transport.Header{
-		SessionID: newSessionID(),
+		SessionID: protocols.NewSessionID(),
 		Kind:      transport.KindCancel,
 		Protocol:  Name,
 		Params:    map[string]string{"session": t.sessionID, "mode": mode},
@@ -603,32 +602,4 @@ func (f *Frontend) watchDenial(p []byte, sess *engine.Session) {
 		return
 	}
 	sess.Denied(msg)
-}
-
-func newSessionID() string {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return strconv.FormatInt(time.Now().UnixNano(), 36)
-	}
-	return hex.EncodeToString(b[:])
-}
-
-func refusalReason(c engine.Code) string {
-	switch c {
-	case engine.CodeAuthFailed:
-		return "auth_failed"
-	case engine.CodeUnknownConnection:
-		return "unknown_connection"
-	case engine.CodeDenied:
-		return "denied"
-	case engine.CodeAgentOffline, engine.CodeAgentLost:
-		return "agent_offline"
-	case engine.CodeTooLarge, engine.CodeProtocol:
-		return "protocol_error"
-	case engine.CodeUpstream:
-		return "upstream_error"
-	case engine.CodeShutdown:
-		return "shutdown"
-	}
-	return "internal_error"
 }

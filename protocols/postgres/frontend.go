@@ -5,13 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -98,7 +96,7 @@ func (f *Frontend) Drain() { f.acc.Drain() }
 // ServeConn implements protocols.Frontend.
 func (f *Frontend) ServeConn(ctx context.Context, c net.Conn) {
 	sess := &engine.Session{
-		ID:         newSessionID(),
+		ID:         protocols.NewSessionID(),
 		Protocol:   Name,
 		ClientAddr: c.RemoteAddr().String(),
 		Start:      f.now(),
@@ -200,7 +198,7 @@ func (f *Frontend) fail(c net.Conn, sess *engine.Session, gs *gwSession, err err
 		outcome = "review_timeout"
 	}
 	log.Info("session refused", "code", sqlState(e.Code), "error", err)
-	f.cfg.Metrics.Refusals.WithLabelValues(refusalReason(e.Code)).Inc()
+	f.cfg.Metrics.Refusals.WithLabelValues(protocols.RefusalReason(e.Code)).Inc()
 	f.audit.SessionEnded(sess.Record(outcome, err, f.now()))
 }
 
@@ -618,7 +616,7 @@ func (f *Frontend) cancel(ctx context.Context, p *startupPacket, log *slog.Logge
 	ctx, done := context.WithTimeout(ctx, 5*time.Second)
 	defer done()
 	s, err := f.tunnels.Open(ctx, t.agent, transport.Header{
-		SessionID: newSessionID(),
+		SessionID: protocols.NewSessionID(),
 		Kind:      transport.KindCancel,
 		Protocol:  Name,
 		Params:    map[string]string{"session": t.sessionID},
@@ -661,14 +659,6 @@ func protocolOptions(p map[string]string) []string {
 	return o
 }
 
-func newSessionID() string {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return strconv.FormatInt(time.Now().UnixNano(), 36)
-	}
-	return hex.EncodeToString(b[:])
-}
-
 // upstreamMessage extracts the message of the agent's ErrorResponse for the
 // session record.
 func upstreamMessage(msg []byte) string {
@@ -677,27 +667,4 @@ func upstreamMessage(msg []byte) string {
 		return "upstream refused the session"
 	}
 	return e.Message
-}
-
-// refusalReason is the metrics label of a refused session (a fixed set).
-func refusalReason(c engine.Code) string {
-	switch c {
-	case engine.CodeAuthFailed:
-		return "auth_failed"
-	case engine.CodeUnknownConnection:
-		return "unknown_connection"
-	case engine.CodeDenied:
-		return "denied"
-	case engine.CodeAgentOffline, engine.CodeAgentLost:
-		return "agent_offline"
-	case engine.CodeTooLarge, engine.CodeProtocol:
-		return "protocol_error"
-	case engine.CodeUpstream:
-		return "upstream_error"
-	case engine.CodeShutdown:
-		return "shutdown"
-	case engine.CodeReviewTimeout:
-		return "review_timeout"
-	}
-	return "internal_error"
 }
